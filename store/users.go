@@ -32,11 +32,11 @@ const userColumns = `u.id, u.email, u.password_hash, u.disabled, u.create_time, 
 // scanUser reads a row selected with userColumns.
 func scanUser(s scanner) (User, string, error) {
 	var (
-		u                  User
-		hash               string
-		create, update     int64
-		disabled           bool
-		rolesJSON          string
+		u              User
+		hash           string
+		create, update int64
+		disabled       bool
+		rolesJSON      string
 	)
 	if err := s.Scan(&u.ID, &u.Email, &hash, &disabled, &create, &update, &rolesJSON); err != nil {
 		return User{}, "", err

@@ -1,0 +1,83 @@
+// Package accesslog writes one structured log line per call: procedure,
+// protocol, outcome code, duration, caller, client IP and request id.
+//
+// It sits outside authentication so refused calls are logged too; the
+// caller is read from the context after the inner chain has run, through a
+// slot that authn fills (see authn.Observe).
+package accesslog
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/connectguard/guard/interceptors/authn"
+	"github.com/connectguard/guard/interceptors/clientip"
+	"github.com/connectguard/guard/interceptors/requestid"
+)
+
+// Interceptor logs calls.
+type Interceptor struct {
+	log *slog.Logger
+}
+
+// NewInterceptor returns an Interceptor writing to log at Info level, or
+// Warn for refusals and Error for internal errors.
+func NewInterceptor(log *slog.Logger) *Interceptor {
+	return &Interceptor{log: log}
+}
+
+// WrapUnary implements connect.Interceptor.
+func (i *Interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if req.Spec().IsClient {
+			return next(ctx, req)
+		}
+		ctx, seen := authn.Observe(ctx)
+		start := time.Now()
+		res, err := next(ctx, req)
+		i.write(ctx, req.Spec().Procedure, req.Peer().Protocol, start, seen, err)
+		return res, err
+	}
+}
+
+// WrapStreamingClient implements connect.Interceptor.
+func (i *Interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+// WrapStreamingHandler implements connect.Interceptor.
+func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		ctx, seen := authn.Observe(ctx)
+		start := time.Now()
+		err := next(ctx, conn)
+		i.write(ctx, conn.Spec().Procedure, conn.Peer().Protocol, start, seen, err)
+		return err
+	}
+}
+
+func (i *Interceptor) write(ctx context.Context, procedure, protocol string, start time.Time, seen *authn.Observed, err error) {
+	code, level := "ok", slog.LevelInfo
+	if err != nil {
+		c := connect.CodeOf(err)
+		code, level = c.String(), slog.LevelWarn
+		if c == connect.CodeInternal || c == connect.CodeUnknown {
+			level = slog.LevelError
+		}
+	}
+	if !i.log.Enabled(ctx, level) {
+		return
+	}
+	ip, _ := clientip.From(ctx)
+	i.log.LogAttrs(ctx, level, "rpc",
+		slog.String("procedure", procedure),
+		slog.String("protocol", protocol),
+		slog.String("code", code),
+		slog.Duration("duration", time.Since(start)),
+		slog.String("user_id", seen.UserID()),
+		slog.String("client_ip", ip.String()),
+		slog.String("request_id", requestid.From(ctx)),
+	)
+}

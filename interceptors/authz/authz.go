@@ -1,0 +1,57 @@
+// Package authz enforces the roles and scopes of each method's policy.
+//
+// It runs after authn: a non-public call without a principal is refused
+// with unauthenticated, so a misordered chain fails closed.
+package authz
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+
+	"connectrpc.com/connect"
+	"github.com/connectguard/guard/interceptors/authn"
+	"github.com/connectguard/guard/interceptors/internal/callcheck"
+	"github.com/connectguard/guard/interceptors/policy"
+)
+
+// Interceptor checks roles (any-of) and scopes (all-of, scoped credentials only).
+type Interceptor struct {
+	callcheck.Interceptor
+}
+
+// NewInterceptor returns an Interceptor enforcing table.
+func NewInterceptor(table *policy.Table) *Interceptor {
+	return &Interceptor{callcheck.New(func(ctx context.Context, call callcheck.Call) (context.Context, error) {
+		rule, ok := table.Lookup(call.Spec.Procedure)
+		if !ok {
+			return ctx, callcheck.ErrNoPolicy()
+		}
+		return ctx, Check(ctx, rule)
+	})}
+}
+
+// Check applies rule to the principal in ctx.
+func Check(ctx context.Context, rule *policy.Rule) error {
+	if rule.Public {
+		return nil
+	}
+	p, ok := authn.PrincipalFrom(ctx)
+	if !ok {
+		return connect.NewError(connect.CodeUnauthenticated, errors.New("authentication required"))
+	}
+	if !p.HasAnyRole(rule.Roles) {
+		return connect.NewError(connect.CodePermissionDenied,
+			errors.New("requires one of the roles: "+strings.Join(rule.Roles, ", ")))
+	}
+	if p.Scoped {
+		for _, s := range rule.Scopes {
+			if !slices.Contains(p.Scopes, s) {
+				return connect.NewError(connect.CodePermissionDenied,
+					errors.New("credential lacks the scopes: "+strings.Join(rule.Scopes, ", ")))
+			}
+		}
+	}
+	return nil
+}

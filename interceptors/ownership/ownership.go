@@ -1,0 +1,136 @@
+// Package ownership checks, per request message, that the caller may
+// access the resource the message names, as the method's policy declares.
+//
+// A caller without any access gets not_found, exactly as if the resource
+// did not exist, so ids cannot be probed. A caller who may see the resource
+// but not do what the method needs gets permission_denied.
+package ownership
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"connectrpc.com/connect"
+	policyv1 "github.com/connectguard/guard/gen/guard/policy/v1"
+	"github.com/connectguard/guard/interceptors/authn"
+	"github.com/connectguard/guard/interceptors/internal/callcheck"
+	"github.com/connectguard/guard/interceptors/policy"
+	"google.golang.org/protobuf/proto"
+)
+
+// ErrNotFound is returned (wrapped) by a Resolver for an absent resource.
+var ErrNotFound = errors.New("resource not found")
+
+// Resolver tells the access a principal has on one resource of its kind:
+// ACCESS_UNSPECIFIED for none.
+type Resolver interface {
+	Access(ctx context.Context, id string, p *authn.Principal) (policyv1.Access, error)
+}
+
+// Interceptor checks ownership.
+type Interceptor struct {
+	table     *policy.Table
+	resolvers map[string]Resolver
+}
+
+// NewInterceptor returns an Interceptor for table, with a resolver per
+// resource kind. It fails when the table names a kind without a resolver.
+func NewInterceptor(table *policy.Table, resolvers map[string]Resolver) (*Interceptor, error) {
+	for _, kind := range table.Resources() {
+		if resolvers[kind] == nil {
+			return nil, fmt.Errorf("ownership: no resolver for resource kind %q", kind)
+		}
+	}
+	return &Interceptor{table: table, resolvers: resolvers}, nil
+}
+
+// WrapUnary implements connect.Interceptor.
+func (i *Interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if req.Spec().IsClient {
+			return next(ctx, req)
+		}
+		if err := i.check(ctx, req.Spec().Procedure, req.Any()); err != nil {
+			return nil, err
+		}
+		return next(ctx, req)
+	}
+}
+
+// WrapStreamingClient implements connect.Interceptor.
+func (i *Interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+// WrapStreamingHandler implements connect.Interceptor: every received
+// message is checked.
+func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		return next(ctx, &stream{StreamingHandlerConn: conn, ctx: ctx, i: i})
+	}
+}
+
+type stream struct {
+	connect.StreamingHandlerConn
+	ctx context.Context
+	i   *Interceptor
+}
+
+func (s *stream) Receive(msg any) error {
+	if err := s.StreamingHandlerConn.Receive(msg); err != nil {
+		return err
+	}
+	return s.i.check(s.ctx, s.Spec().Procedure, msg)
+}
+
+func (i *Interceptor) check(ctx context.Context, procedure string, msg any) error {
+	rule, ok := i.table.Lookup(procedure)
+	if !ok {
+		return callcheck.ErrNoPolicy()
+	}
+	own := rule.Ownership
+	if own == nil {
+		return nil
+	}
+	p, ok := authn.PrincipalFrom(ctx)
+	if !ok {
+		return connect.NewError(connect.CodeUnauthenticated, errors.New("authentication required"))
+	}
+	if p.HasAnyRole(own.BypassRoles) {
+		return nil
+	}
+	m, ok := msg.(proto.Message)
+	if !ok {
+		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+	}
+	notFound := connect.NewError(connect.CodeNotFound, fmt.Errorf("%s not found", own.Resource))
+	id := own.ResourceID(m.ProtoReflect())
+	if id == "" {
+		return notFound
+	}
+	have, err := i.resolvers[own.Resource].Access(ctx, id, p)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return notFound
+	case err != nil:
+		return err
+	case have == policyv1.Access_ACCESS_UNSPECIFIED:
+		return notFound
+	case have < own.Access:
+		return connect.NewError(connect.CodePermissionDenied,
+			fmt.Errorf("%s access to this %s is required", accessName(own.Access), own.Resource))
+	}
+	return nil
+}
+
+func accessName(a policyv1.Access) string {
+	switch a {
+	case policyv1.Access_ACCESS_READ:
+		return "read"
+	case policyv1.Access_ACCESS_WRITE:
+		return "write"
+	default:
+		return "owner"
+	}
+}

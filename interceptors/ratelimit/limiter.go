@@ -1,0 +1,134 @@
+// Package ratelimit bounds how often a user or a client IP may call.
+//
+// Limiter is an in-memory sliding-window counter (two fixed windows
+// weighted by overlap), bounded in the number of keys it tracks. The
+// interceptor applies each method's policy limit; Middleware applies one
+// per-IP budget to every HTTP request before any RPC work.
+//
+// Refusals are resource_exhausted with Retry-After and RateLimit-* headers
+// and a google.rpc.RetryInfo detail.
+package ratelimit
+
+import (
+	"math"
+	"sync"
+	"time"
+)
+
+// Decision is the outcome of Allow.
+type Decision struct {
+	Allowed bool
+	// Limit is the budget per window.
+	Limit int
+	// Remaining is what is left in the budget after this call.
+	Remaining int
+	// RetryAfter says when a refused call may be retried.
+	RetryAfter time.Duration
+}
+
+// Limiter counts calls per key.
+type Limiter struct {
+	mu      sync.Mutex
+	windows map[string]*window
+	maxKeys int
+	now     func() time.Time
+}
+
+type window struct {
+	start time.Time // start of the current fixed window
+	size  time.Duration
+	prev  int // calls in the previous fixed window
+	curr  int // calls in the current fixed window
+}
+
+// NewLimiter returns an empty Limiter.
+func NewLimiter(opts ...Option) *Limiter {
+	cfg := config{maxKeys: 100_000, now: time.Now}
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	return &Limiter{windows: make(map[string]*window), maxKeys: cfg.maxKeys, now: cfg.now}
+}
+
+// Allow spends one call of key's budget of limit calls per size, if the
+// budget allows it.
+func (l *Limiter) Allow(key string, limit int, size time.Duration) Decision {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	w, ok := l.windows[key]
+	if !ok {
+		l.makeRoom(now)
+		w = &window{start: now.Truncate(size), size: size}
+		l.windows[key] = w
+	}
+	w.advance(now)
+	elapsed := now.Sub(w.start)
+	weight := 1 - float64(elapsed)/float64(size)
+	used := float64(w.prev)*weight + float64(w.curr)
+	d := Decision{Limit: limit}
+	if used+1 > float64(limit) {
+		d.RetryAfter = w.retryAfter(limit, elapsed)
+		return d
+	}
+	w.curr++
+	d.Allowed = true
+	d.Remaining = max(0, int(math.Floor(float64(limit)-used-1)))
+	return d
+}
+
+// advance moves w's fixed windows forward to now.
+func (w *window) advance(now time.Time) {
+	switch n := now.Sub(w.start) / w.size; {
+	case n == 1:
+		w.start = w.start.Add(w.size)
+		w.prev, w.curr = w.curr, 0
+	case n > 1:
+		w.start = now.Truncate(w.size)
+		w.prev, w.curr = 0, 0
+	}
+}
+
+// retryAfter returns the wait until one more call fits.
+func (w *window) retryAfter(limit int, elapsed time.Duration) time.Duration {
+	size := float64(w.size)
+	var t float64
+	if w.curr+1 > limit || w.prev == 0 {
+		// Wait for the next window, then for the current count to decay.
+		t = size - float64(elapsed)
+		if w.curr > 0 {
+			t += size * max(0, 1-float64(limit-1)/float64(w.curr))
+		}
+	} else {
+		// The previous window's share must decay: prev*(1-x/size) + curr + 1 <= limit.
+		t = size*(1-float64(limit-1-w.curr)/float64(w.prev)) - float64(elapsed)
+	}
+	return max(time.Second, time.Duration(math.Ceil(t/float64(time.Second)))*time.Second)
+}
+
+// makeRoom keeps the map within maxKeys: first drop idle keys, then, under
+// a flood of new keys, arbitrary ones (memory stays bounded; limits weaken
+// only for keys that were evicted).
+func (l *Limiter) makeRoom(now time.Time) {
+	if len(l.windows) < l.maxKeys {
+		return
+	}
+	for k, w := range l.windows {
+		if now.Sub(w.start) >= 2*w.size {
+			delete(l.windows, k)
+		}
+	}
+	for k := range l.windows {
+		if len(l.windows) < l.maxKeys {
+			break
+		}
+		delete(l.windows, k)
+	}
+}
+
+// Len returns the number of keys tracked.
+func (l *Limiter) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.windows)
+}

@@ -1,0 +1,25 @@
+package ratelimit
+
+import "time"
+
+// An Option configures a Limiter.
+type Option interface{ apply(*config) }
+
+type config struct {
+	maxKeys int
+	now     func() time.Time
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// WithMaxKeys bounds the keys tracked. The default is 100,000.
+func WithMaxKeys(n int) Option {
+	return optionFunc(func(c *config) { c.maxKeys = max(1, n) })
+}
+
+// WithClock sets the time source. The default is time.Now.
+func WithClock(now func() time.Time) Option {
+	return optionFunc(func(c *config) { c.now = now })
+}

@@ -1,0 +1,106 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"connectrpc.com/connect"
+	policyv1 "github.com/connectguard/guard/gen/guard/policy/v1"
+	"github.com/connectguard/guard/interceptors/authn"
+	"github.com/connectguard/guard/interceptors/clientip"
+	"github.com/connectguard/guard/interceptors/internal/callcheck"
+	"github.com/connectguard/guard/interceptors/policy"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// Interceptor applies each method's rate_limit policy.
+type Interceptor struct {
+	callcheck.Interceptor
+}
+
+// NewInterceptor returns an Interceptor spending l's budgets per the
+// policies of table. It must run after authn: a per-user limit on a call
+// without a principal is refused.
+func NewInterceptor(table *policy.Table, l *Limiter) *Interceptor {
+	return &Interceptor{callcheck.New(func(ctx context.Context, call callcheck.Call) (context.Context, error) {
+		rule, ok := table.Lookup(call.Spec.Procedure)
+		if !ok {
+			return ctx, callcheck.ErrNoPolicy()
+		}
+		rl := rule.RateLimit
+		if rl == nil {
+			return ctx, nil
+		}
+		if rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_USER || rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_BOTH {
+			p, ok := authn.PrincipalFrom(ctx)
+			if !ok {
+				return ctx, connect.NewError(connect.CodeUnauthenticated, errors.New("authentication required"))
+			}
+			if err := spend(l, "u|"+p.UserID+"|"+rule.Procedure, rl); err != nil {
+				return ctx, err
+			}
+		}
+		if rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_IP || rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_BOTH {
+			if err := spend(l, "i|"+callerIP(ctx, call.Peer).String()+"|"+rule.Procedure, rl); err != nil {
+				return ctx, err
+			}
+		}
+		return ctx, nil
+	})}
+}
+
+func spend(l *Limiter, key string, rl *policy.RateLimit) error {
+	if d := l.Allow(key, rl.Requests, rl.Window); !d.Allowed {
+		return Error(d)
+	}
+	return nil
+}
+
+// callerIP prefers the address clientip resolved; without that middleware
+// it falls back to the direct peer.
+func callerIP(ctx context.Context, peer connect.Peer) netip.Addr {
+	if ip, ok := clientip.From(ctx); ok {
+		return ip
+	}
+	ap, err := netip.ParseAddrPort(peer.Addr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// Error is the refusal for a Decision that did not allow the call.
+func Error(d Decision) *connect.Error {
+	secs := int64(d.RetryAfter / time.Second)
+	err := connect.NewError(connect.CodeResourceExhausted,
+		fmt.Errorf("rate limit exceeded: retry in %d s", secs))
+	if detail, derr := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(d.RetryAfter)}); derr == nil {
+		err.AddDetail(detail)
+	}
+	err.Meta().Set("Retry-After", strconv.FormatInt(secs, 10))
+	err.Meta().Set("RateLimit-Limit", strconv.Itoa(d.Limit))
+	err.Meta().Set("RateLimit-Remaining", "0")
+	err.Meta().Set("RateLimit-Reset", strconv.FormatInt(secs, 10))
+	return err
+}
+
+// Middleware refuses HTTP requests beyond requests per window from one
+// client IP (as resolved by clientip.Middleware, which must run first),
+// answering in the caller's protocol.
+func Middleware(l *Limiter, requests int, window time.Duration, next http.Handler) http.Handler {
+	errw := connect.NewErrorWriter()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip, _ := clientip.From(r.Context())
+		if d := l.Allow("ip|"+ip.String(), requests, window); !d.Allowed {
+			_ = errw.Write(w, r, Error(d))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

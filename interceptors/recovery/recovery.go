@@ -1,0 +1,61 @@
+// Package recovery turns a panic in a handler or an inner interceptor into
+// an internal error that names the request id and nothing else; the panic
+// value and stack go to the log only.
+package recovery
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+
+	"connectrpc.com/connect"
+	"github.com/connectguard/guard/interceptors/requestid"
+)
+
+// Interceptor recovers panics.
+type Interceptor struct {
+	log *slog.Logger
+}
+
+// NewInterceptor returns an Interceptor logging panics to log.
+func NewInterceptor(log *slog.Logger) *Interceptor {
+	return &Interceptor{log: log}
+}
+
+// WrapUnary implements connect.Interceptor.
+func (i *Interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (res connect.AnyResponse, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				res, err = nil, i.internal(ctx, req.Spec().Procedure, r)
+			}
+		}()
+		return next(ctx, req)
+	}
+}
+
+// WrapStreamingClient implements connect.Interceptor.
+func (i *Interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+// WrapStreamingHandler implements connect.Interceptor.
+func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = i.internal(ctx, conn.Spec().Procedure, r)
+			}
+		}()
+		return next(ctx, conn)
+	}
+}
+
+func (i *Interceptor) internal(ctx context.Context, procedure string, r any) error {
+	id := requestid.From(ctx)
+	i.log.ErrorContext(ctx, "panic in handler",
+		"procedure", procedure, "request_id", id,
+		"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error (request id %s)", id))
+}

@@ -1,0 +1,112 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// SigningKey is a key pair the service signs tokens with.
+type SigningKey struct {
+	ID        string
+	Algorithm string
+	Private   []byte
+	Public    []byte
+	// CreateTime orders keys: the newest unretired key signs.
+	CreateTime time.Time
+	// RetireTime is when the key stops being offered, or nil if never.
+	RetireTime *time.Time
+}
+
+// CreateSigningKey stores k. The caller chooses k.ID, which must be unique,
+// else CreateSigningKey returns an error matching [ErrConflict]. A zero
+// k.CreateTime means now.
+func (db *DB) CreateSigningKey(ctx context.Context, k SigningKey) error {
+	if k.ID == "" {
+		return errors.New("create signing key: empty id")
+	}
+	if len(k.Private) == 0 || len(k.Public) == 0 {
+		return fmt.Errorf("create signing key %q: empty key material", k.ID)
+	}
+	create := k.CreateTime
+	if create.IsZero() {
+		create = db.timestamp()
+	}
+	_, err := db.sql.ExecContext(ctx,
+		`INSERT INTO signing_keys (id, algorithm, private_key, public_key, create_time, retire_time)
+		VALUES (?, ?, ?, ?, ?, ?)`,
+		k.ID, k.Algorithm, k.Private, k.Public, micros(create), nullMicros(k.RetireTime))
+	if err != nil {
+		return fmt.Errorf("create signing key %q: %w", k.ID, classify(err))
+	}
+	return nil
+}
+
+// SigningKeys returns the keys not yet retired, newest first. A key with a
+// retire time in the future is not yet retired.
+func (db *DB) SigningKeys(ctx context.Context) ([]SigningKey, error) {
+	rows, err := db.sql.QueryContext(ctx,
+		`SELECT id, algorithm, private_key, public_key, create_time, retire_time
+		FROM signing_keys
+		WHERE retire_time IS NULL OR retire_time > ?
+		ORDER BY create_time DESC, id DESC`,
+		micros(db.timestamp()))
+	if err != nil {
+		return nil, fmt.Errorf("list signing keys: %w", err)
+	}
+	defer rows.Close()
+	var keys []SigningKey
+	for rows.Next() {
+		var (
+			k      SigningKey
+			create int64
+			retire sql.NullInt64
+		)
+		// Scanning into *[]byte copies, so callers own the returned bytes.
+		if err := rows.Scan(&k.ID, &k.Algorithm, &k.Private, &k.Public, &create, &retire); err != nil {
+			return nil, fmt.Errorf("list signing keys: %w", err)
+		}
+		k.CreateTime = fromMicros(create)
+		k.RetireTime = fromNullMicros(retire)
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list signing keys: %w", err)
+	}
+	return keys, nil
+}
+
+// Secret returns the secret called name, first creating it from size random
+// bytes if it does not exist. Concurrent callers, in this process or
+// another, all get the value that was stored first. It returns an error if
+// the stored secret does not have size bytes, rather than hand out a key of
+// a strength the caller did not ask for.
+func (db *DB) Secret(ctx context.Context, name string, size int) ([]byte, error) {
+	if size <= 0 {
+		return nil, fmt.Errorf("load secret %q: invalid size %d", name, size)
+	}
+	fresh := make([]byte, size)
+	// Since Go 1.24 crypto/rand.Read never returns an error.
+	_, _ = rand.Read(fresh)
+	var value []byte
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO secrets (name, value, create_time) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO NOTHING`,
+			name, fresh, micros(db.timestamp()))
+		if err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT value FROM secrets WHERE name = ?`, name).Scan(&value)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load secret %q: %w", name, classify(err))
+	}
+	if len(value) != size {
+		return nil, fmt.Errorf("load secret %q: stored secret has %d bytes, want %d", name, len(value), size)
+	}
+	return value, nil
+}
