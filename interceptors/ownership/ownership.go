@@ -23,7 +23,9 @@ import (
 var ErrNotFound = errors.New("resource not found")
 
 // Resolver tells the access a principal has on one resource of its kind:
-// ACCESS_UNSPECIFIED for none.
+// ACCESS_UNSPECIFIED for none. Errors other than ErrNotFound should be
+// *connect.Error values safe to show the caller; any other error becomes a
+// generic internal error.
 type Resolver interface {
 	Access(ctx context.Context, id string, p *authn.Principal) (policyv1.Access, error)
 }
@@ -114,7 +116,10 @@ func (i *Interceptor) check(ctx context.Context, procedure string, msg any) erro
 	case errors.Is(err, ErrNotFound):
 		return notFound
 	case err != nil:
-		return err
+		if ce := new(connect.Error); errors.As(err, &ce) {
+			return ce
+		}
+		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
 	case have == policyv1.Access_ACCESS_UNSPECIFIED:
 		return notFound
 	case have < own.Access:
