@@ -70,7 +70,8 @@ type RateLimit struct {
 
 // Table maps procedures to rules.
 type Table struct {
-	rules map[string]*Rule
+	rules  map[string]*Rule
+	inputs []protoreflect.MessageDescriptor
 }
 
 // NewTable reads the policy of every method of services. The error lists
@@ -101,6 +102,7 @@ func NewTable(services []protoreflect.ServiceDescriptor, opts ...Option) (*Table
 				continue
 			}
 			t.rules[r.Procedure] = r
+			t.inputs = append(t.inputs, md.Input())
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -124,6 +126,12 @@ func (t *Table) Rules() []*Rule {
 	}
 	slices.SortFunc(out, func(a, b *Rule) int { return strings.Compare(a.Procedure, b.Procedure) })
 	return out
+}
+
+// Inputs returns the request message of every method, so that work per
+// message type (such as compiling validation rules) can be done at startup.
+func (t *Table) Inputs() []protoreflect.MessageDescriptor {
+	return slices.Clone(t.inputs)
 }
 
 // Resources returns the resource kinds that ownership rules name.

@@ -1,0 +1,185 @@
+// Package config reads the server's settings from flags and their GUARD_*
+// environment twins, and refuses unsafe combinations with a message that
+// says how to fix them.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is every setting of the server.
+type Config struct {
+	Addr            string
+	DBPath          string
+	AdminEmail      string
+	AdminPassword   string // environment only: a flag would show in ps
+	Issuer          string
+	Audience        string
+	AccessTokenTTL  time.Duration
+	SessionTTL      time.Duration
+	CORSOrigins     []string
+	TrustedProxies  []netip.Prefix
+	IPRateLimit     int
+	IPRateWindow    time.Duration
+	MaxBodyBytes    int
+	Reflection      bool
+	LogLevel        slog.Level
+	LogFormat       string
+	ShutdownTimeout time.Duration
+}
+
+// Parse reads args (without the program name) and the environment through
+// getenv. An environment variable sets a flag's default; a flag on the
+// command line wins. Output of -h goes to out; -h returns flag.ErrHelp.
+func Parse(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("guard", flag.ContinueOnError)
+	fs.SetOutput(out)
+	var origins, proxies, level string
+	var envErrs []error
+	env := func(flagName string) string { return "GUARD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_")) }
+	str := func(p *string, name, def, usage string) {
+		if v := getenv(env(name)); v != "" {
+			def = v
+		}
+		fs.StringVar(p, name, def, usage+" ("+env(name)+")")
+	}
+	dur := func(p *time.Duration, name string, def time.Duration, usage string) {
+		if v := getenv(env(name)); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s: %w", env(name), err))
+			}
+			def = d
+		}
+		fs.DurationVar(p, name, def, usage+" ("+env(name)+")")
+	}
+	num := func(p *int, name string, def int, usage string) {
+		if v := getenv(env(name)); v != "" {
+			if _, err := fmt.Sscan(v, &def); err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s: not a number", env(name)))
+			}
+		}
+		fs.IntVar(p, name, def, usage+" ("+env(name)+")")
+	}
+	boolean := func(p *bool, name string, def bool, usage string) {
+		switch v := getenv(env(name)); v {
+		case "":
+		case "1", "true":
+			def = true
+		case "0", "false":
+			def = false
+		default:
+			envErrs = append(envErrs, fmt.Errorf("%s: want true or false, got %q", env(name), v))
+		}
+		fs.BoolVar(p, name, def, usage+" ("+env(name)+")")
+	}
+
+	str(&c.Addr, "addr", "127.0.0.1:8080", "listen address")
+	str(&c.DBPath, "db", "./data/guard.db", "SQLite database file, created if missing")
+	str(&c.AdminEmail, "admin-email", "admin@example.com", "email of the admin created on first start")
+	str(&c.Issuer, "issuer", "guard", "access token issuer (iss)")
+	str(&c.Audience, "audience", "guard-api", "access token audience (aud)")
+	dur(&c.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "access token lifetime")
+	dur(&c.SessionTTL, "session-ttl", 7*24*time.Hour, "absolute session lifetime")
+	str(&origins, "cors-origins", "", "comma-separated browser origins allowed to call the API, such as https://app.example.com")
+	str(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
+	num(&c.IPRateLimit, "ip-rate-limit", 600, "requests per client IP per -ip-rate-window, for all endpoints")
+	dur(&c.IPRateWindow, "ip-rate-window", time.Minute, "window of -ip-rate-limit")
+	num(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest request message accepted, in bytes")
+	boolean(&c.Reflection, "reflection", true, "serve gRPC reflection (for grpcurl)")
+	str(&level, "log-level", "info", "debug, info, warn or error")
+	str(&c.LogFormat, "log-format", "text", "text or json")
+	dur(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may finish on SIGINT/SIGTERM")
+	fs.Usage = func() {
+		fmt.Fprintln(out, "Usage: guard [flags]\n\nEvery flag can also be set by the environment variable named after it.\nGUARD_ADMIN_PASSWORD (environment only) sets the first admin's password;\nwithout it a random one is printed once.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if err := errors.Join(envErrs...); err != nil {
+		return Config{}, err
+	}
+	c.AdminPassword = getenv("GUARD_ADMIN_PASSWORD")
+	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		return Config{}, fmt.Errorf("-log-level: %w", err)
+	}
+	c.CORSOrigins = splitList(origins)
+	for _, p := range splitList(proxies) {
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			if ip, ierr := netip.ParseAddr(p); ierr == nil {
+				prefix = netip.PrefixFrom(ip, ip.BitLen())
+			} else {
+				return Config{}, fmt.Errorf("-trusted-proxies: %q is neither a CIDR nor an IP", p)
+			}
+		}
+		c.TrustedProxies = append(c.TrustedProxies, prefix.Masked())
+	}
+	return c, c.Validate()
+}
+
+// Validate refuses settings that are unsafe or cannot work.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	for _, o := range c.CORSOrigins {
+		if o == "*" || strings.Contains(o, "*") {
+			bad("-cors-origins: wildcards are refused because browsers send credentials (session cookies); list each origin, such as https://app.example.com")
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+			bad("-cors-origins: %q is not an origin; write scheme://host[:port], such as https://app.example.com", o)
+		}
+	}
+	for _, p := range c.TrustedProxies {
+		if p.Bits() == 0 {
+			bad("-trusted-proxies: %s trusts every address, which lets any client choose its IP; list your proxies' addresses", p)
+		}
+	}
+	if c.AccessTokenTTL < time.Minute || c.AccessTokenTTL > 24*time.Hour {
+		bad("-access-token-ttl: %s is outside 1m..24h", c.AccessTokenTTL)
+	}
+	if c.SessionTTL < c.AccessTokenTTL {
+		bad("-session-ttl: %s is shorter than -access-token-ttl", c.SessionTTL)
+	}
+	if c.IPRateLimit < 1 || c.IPRateWindow <= 0 {
+		bad("-ip-rate-limit and -ip-rate-window must be positive")
+	}
+	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 64<<20 {
+		bad("-max-body-bytes: %d is outside 1024..67108864", c.MaxBodyBytes)
+	}
+	if c.Issuer == "" || c.Audience == "" {
+		bad("-issuer and -audience must not be empty")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("-log-format: want text or json, got %q", c.LogFormat)
+	}
+	if c.DBPath == "" {
+		bad("-db must not be empty")
+	}
+	return errors.Join(errs...)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}

@@ -1,0 +1,272 @@
+// Package server wires Guard together: configuration, store, services, the
+// interceptor chain and the HTTP layer, and runs it until told to stop.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	connectcors "connectrpc.com/cors"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	adminv1 "github.com/connectguard/guard/gen/guard/admin/v1"
+	"github.com/connectguard/guard/gen/guard/admin/v1/adminv1connect"
+	authv1 "github.com/connectguard/guard/gen/guard/auth/v1"
+	"github.com/connectguard/guard/gen/guard/auth/v1/authv1connect"
+	notesv1 "github.com/connectguard/guard/gen/guard/notes/v1"
+	"github.com/connectguard/guard/gen/guard/notes/v1/notesv1connect"
+	"github.com/connectguard/guard/interceptors/audit"
+	"github.com/connectguard/guard/interceptors/clientip"
+	"github.com/connectguard/guard/interceptors/ownership"
+	"github.com/connectguard/guard/interceptors/policy"
+	"github.com/connectguard/guard/interceptors/ratelimit"
+	"github.com/connectguard/guard/interceptors/requestid"
+	"github.com/connectguard/guard/internal/config"
+	"github.com/connectguard/guard/internal/pagetoken"
+	"github.com/connectguard/guard/internal/password"
+	"github.com/connectguard/guard/internal/token"
+	"github.com/connectguard/guard/service/admin"
+	"github.com/connectguard/guard/service/auth"
+	"github.com/connectguard/guard/service/notes"
+	"github.com/connectguard/guard/store"
+	"github.com/rs/cors"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Roles and Scopes are the names the demo API's policies may use.
+var (
+	Roles  = []string{"admin", "member", "viewer"}
+	Scopes = []string{"notes:read", "notes:write", "admin"}
+)
+
+// Run serves until ctx is done, then shuts down gracefully. args are the
+// command-line flags, getenv reads the environment; stdout receives the
+// listening address and the one-time admin password, stderr the log.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.Parse(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	log := newLogger(cfg, stderr)
+
+	db, err := store.Open(ctx, cfg.DBPath)
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer db.Close()
+
+	hasher := password.NewHasher()
+	if err := bootstrapAdmin(ctx, db, hasher, cfg.AdminEmail, cfg.AdminPassword, stdout); err != nil {
+		return err
+	}
+	h, err := newHandler(ctx, cfg, db, hasher, log)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // gRPC in cleartext (h2c)
+	srv := &http.Server{
+		Handler:           h,
+		Protocols:         &protocols,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	fmt.Fprintf(stdout, "guard listening on http://%s\n", ln.Addr())
+	log.Info("serving", "addr", ln.Addr().String(), "db", cfg.DBPath)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// service is one API to mount: its schema and its handler constructor.
+type service struct {
+	desc  protoreflect.ServiceDescriptor
+	mount func(opts ...connect.HandlerOption) (string, http.Handler)
+}
+
+// newHandler builds the whole HTTP handler: services behind the
+// interceptor chain, health and reflection, and the HTTP layer.
+func newHandler(ctx context.Context, cfg config.Config, db *store.DB, hasher *password.Hasher, log *slog.Logger) (http.Handler, error) {
+	keys, err := auth.LoadKeys(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	tokens := token.New(keys, cfg.Issuer, cfg.Audience, token.WithTTL(cfg.AccessTokenTTL))
+	pageKey, err := db.Secret(ctx, "pagetoken", 32)
+	if err != nil {
+		return nil, fmt.Errorf("load page token key: %w", err)
+	}
+	pages, err := pagetoken.New(pageKey)
+	if err != nil {
+		return nil, err
+	}
+
+	authSvc := auth.New(db, hasher, tokens, cfg.SessionTTL, log)
+	notesSvc := notes.New(db, pages, log)
+	adminSvc := admin.New(db, hasher, pages, log)
+	services := []service{
+		{authv1.File_guard_auth_v1_auth_proto.Services().ByName("AuthService"), func(o ...connect.HandlerOption) (string, http.Handler) {
+			return authv1connect.NewAuthServiceHandler(authSvc, o...)
+		}},
+		{notesv1.File_guard_notes_v1_notes_proto.Services().ByName("NoteService"), func(o ...connect.HandlerOption) (string, http.Handler) {
+			return notesv1connect.NewNoteServiceHandler(notesSvc, o...)
+		}},
+		{adminv1.File_guard_admin_v1_admin_proto.Services().ByName("AdminService"), func(o ...connect.HandlerOption) (string, http.Handler) {
+			return adminv1connect.NewAdminServiceHandler(adminSvc, o...)
+		}},
+	}
+	limiter := ratelimit.NewLimiter()
+	return mount(cfg, services, chainDeps{
+		log:       log,
+		tokens:    authSvc,
+		limiter:   limiter,
+		audit:     auditStore{db},
+		resolvers: map[string]ownership.Resolver{"note": notesSvc},
+	})
+}
+
+// mount builds the policy table from exactly the services mounted, so no
+// mounted method can lack a policy, and wraps the mux in the HTTP layer.
+func mount(cfg config.Config, services []service, d chainDeps) (http.Handler, error) {
+	descs := make([]protoreflect.ServiceDescriptor, len(services))
+	names := make([]string, len(services))
+	for i, s := range services {
+		descs[i], names[i] = s.desc, string(s.desc.FullName())
+	}
+	table, err := policy.NewTable(descs, policy.WithRoles(Roles...), policy.WithScopes(Scopes...))
+	if err != nil {
+		return nil, err
+	}
+	d.table = table
+	interceptors, err := chain(d)
+	if err != nil {
+		return nil, err
+	}
+	opts := []connect.HandlerOption{
+		connect.WithInterceptors(interceptors...),
+		connect.WithReadMaxBytes(cfg.MaxBodyBytes),
+	}
+	mux := http.NewServeMux()
+	for _, s := range services {
+		mux.Handle(s.mount(opts...))
+	}
+	// Health and reflection are public by nature and carry no policy; they
+	// still sit behind the HTTP layer (per-IP limit, body limit).
+	plain := connect.WithReadMaxBytes(cfg.MaxBodyBytes)
+	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...), plain))
+	if cfg.Reflection {
+		reflector := grpcreflect.NewStaticReflector(names...)
+		mux.Handle(grpcreflect.NewHandlerV1(reflector, plain))
+		mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, plain))
+	}
+	return httpLayer(cfg, d.limiter, mux), nil
+}
+
+// httpLayer wraps h in the HTTP steps, outermost first: request id (so
+// every response, refusals included, carries one), CORS (preflights are
+// answered here and never authenticated), client IP, per-IP rate limit.
+func httpLayer(cfg config.Config, limiter *ratelimit.Limiter, h http.Handler) http.Handler {
+	h = ratelimit.Middleware(limiter, cfg.IPRateLimit, cfg.IPRateWindow, h)
+	h = clientip.NewResolver(cfg.TrustedProxies).Middleware(h)
+	if len(cfg.CORSOrigins) > 0 { // rs/cors treats an empty list as "*"
+		h = cors.New(cors.Options{
+			AllowedOrigins:   cfg.CORSOrigins,
+			AllowedMethods:   connectcors.AllowedMethods(),
+			AllowedHeaders:   append(connectcors.AllowedHeaders(), "Authorization", "X-API-Key"),
+			ExposedHeaders:   append(connectcors.ExposedHeaders(), requestid.Header, "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "WWW-Authenticate"),
+			AllowCredentials: true,
+			MaxAge:           7200,
+		}).Handler(h)
+	}
+	return requestid.Middleware(h)
+}
+
+// auditStore records audit events in the database.
+type auditStore struct{ db *store.DB }
+
+func (a auditStore) RecordAudit(ctx context.Context, e audit.Event) error {
+	return a.db.RecordAuditEvent(ctx, store.AuditEvent{
+		Time: e.Time, ActorID: e.ActorID, Procedure: e.Procedure, Code: e.Code,
+		ClientIP: e.ClientIP, RequestID: e.RequestID,
+	})
+}
+
+// bootstrapAdmin creates the first admin on a database without users. With
+// no password given it generates one and prints it once.
+func bootstrapAdmin(ctx context.Context, db *store.DB, hasher *password.Hasher, email, pw string, stdout io.Writer) error {
+	n, err := db.CountUsers(ctx)
+	if err != nil {
+		return fmt.Errorf("count users: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	generated := pw == ""
+	if generated {
+		var b [15]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return fmt.Errorf("generate admin password: %w", err)
+		}
+		pw = base32.StdEncoding.EncodeToString(b[:])
+	}
+	if err := password.Check(pw); err != nil {
+		return fmt.Errorf("GUARD_ADMIN_PASSWORD: %w", err)
+	}
+	hash, err := hasher.Hash(ctx, pw)
+	if err != nil {
+		return fmt.Errorf("hash admin password: %w", err)
+	}
+	if _, err := db.CreateUser(ctx, email, hash, []string{"admin"}); err != nil {
+		return fmt.Errorf("create admin %s: %w", email, err)
+	}
+	if generated {
+		fmt.Fprintf(stdout, "created admin %s with password %s (shown once: store it now)\n", email, pw)
+	} else {
+		fmt.Fprintf(stdout, "created admin %s with the password from GUARD_ADMIN_PASSWORD\n", email)
+	}
+	return nil
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,538 @@
+// Package token signs and verifies short-lived Ed25519 (EdDSA) JWT access
+// tokens (RFC 9068, typ at+jwt).
+//
+// Verification accepts only what Sign produces: alg EdDSA, typ at+jwt, a known
+// kid, no key-locating headers, and the issuer, audience and claims this
+// service sets. Every refusal is [ErrInvalid] or, for a genuine token past its
+// expiry, [ErrExpired], so callers cannot learn which check failed. Verified
+// tokens are cached until they expire, because an Ed25519 verification costs
+// several times a whole request.
+package token
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+var (
+	// ErrInvalid is returned for every refused token that is not merely
+	// expired. Its text is exactly "invalid token".
+	ErrInvalid = errors.New("invalid token")
+	// ErrExpired is returned for an authentic token whose expiry, plus the
+	// leeway, has passed. Its text is exactly "token expired".
+	ErrExpired = errors.New("token expired")
+	// ErrInvalidKey means a Key is incomplete, inconsistent or reuses an ID.
+	ErrInvalidKey = errors.New("invalid signing key")
+	// ErrNoKeys means a key set was created without keys.
+	ErrNoKeys = errors.New("no signing keys")
+)
+
+const (
+	// typ is the media type of access tokens, RFC 9068 section 2.1.
+	typ = "at+jwt"
+	// maxTokenLen bounds the input before any parsing; our tokens are well
+	// under 1 KiB.
+	maxTokenLen = 4096
+	// sigLen is the length of a base64url Ed25519 signature (64 bytes).
+	sigLen = 86
+	// maxKeyIDLen keeps key IDs small enough to sit in every token header.
+	maxKeyIDLen = 64
+)
+
+// Key is an Ed25519 key pair with the ID that tokens carry as kid.
+type Key struct {
+	// ID identifies the key in the token header (kid).
+	ID string
+	// Private signs tokens; it is nil in the keys returned by Keys.Public.
+	Private ed25519.PrivateKey
+	// Public verifies tokens.
+	Public ed25519.PublicKey
+}
+
+// GenerateKey returns a new random key whose ID is 16 random bytes,
+// base64url-encoded without padding.
+func GenerateKey() (Key, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return Key{}, fmt.Errorf("generate key: %w", err)
+	}
+	id, err := randomID()
+	if err != nil {
+		return Key{}, fmt.Errorf("generate key: %w", err)
+	}
+	return Key{ID: id, Private: priv, Public: pub}, nil
+}
+
+func (k Key) validate() error {
+	if k.ID == "" || len(k.ID) > maxKeyIDLen {
+		return fmt.Errorf("key id must be 1 to %d bytes: %w", maxKeyIDLen, ErrInvalidKey)
+	}
+	if len(k.Private) != ed25519.PrivateKeySize || len(k.Public) != ed25519.PublicKeySize {
+		return fmt.Errorf("key %q has wrong key sizes: %w", k.ID, ErrInvalidKey)
+	}
+	if subtle.ConstantTimeCompare(k.Private.Public().(ed25519.PublicKey), k.Public) != 1 {
+		return fmt.Errorf("key %q: public key does not match private key: %w", k.ID, ErrInvalidKey)
+	}
+	return nil
+}
+
+// Keys is a set of keys, safe for concurrent use. The most recently added key
+// signs; every key in the set verifies.
+type Keys struct {
+	mu      sync.RWMutex
+	signing Key
+	all     []Key // in the order added
+	public  map[string]ed25519.PublicKey
+}
+
+// NewKeys returns a set holding keys; the last one signs. It returns an error
+// wrapping [ErrNoKeys] when keys is empty and [ErrInvalidKey] when a key is
+// malformed or two keys share an ID.
+func NewKeys(keys ...Key) (*Keys, error) {
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("new keys: %w", ErrNoKeys)
+	}
+	k := &Keys{public: make(map[string]ed25519.PublicKey, len(keys))}
+	for _, key := range keys {
+		if err := k.Add(key); err != nil {
+			return nil, fmt.Errorf("new keys: %w", err)
+		}
+	}
+	return k, nil
+}
+
+// Add puts key into the set and makes it the signing key, while tokens signed
+// by earlier keys keep verifying. It returns an error wrapping
+// [ErrInvalidKey] when key is malformed or its ID is already in the set.
+// The set keeps its own copy of the key material.
+func (k *Keys) Add(key Key) error {
+	if err := key.validate(); err != nil {
+		return fmt.Errorf("add key: %w", err)
+	}
+	key = Key{ID: key.ID, Private: slices.Clone(key.Private), Public: slices.Clone(key.Public)}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, dup := k.public[key.ID]; dup {
+		return fmt.Errorf("add key: duplicate key id %q: %w", key.ID, ErrInvalidKey)
+	}
+	k.public[key.ID] = key.Public
+	k.all = append(k.all, key)
+	k.signing = key
+	return nil
+}
+
+// Public returns the public halves of all keys, oldest first, with Private
+// nil, for publishing as a JWKS. The slices are copies.
+func (k *Keys) Public() []Key {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	out := make([]Key, len(k.all))
+	for i, key := range k.all {
+		out[i] = Key{ID: key.ID, Public: slices.Clone(key.Public)}
+	}
+	return out
+}
+
+func (k *Keys) signer() Key {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.signing
+}
+
+func (k *Keys) lookup(id string) (ed25519.PublicKey, bool) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	pub, ok := k.public[id]
+	return pub, ok
+}
+
+// Claims are the verified contents of an access token.
+type Claims struct {
+	// Subject is the user the token was issued to (sub).
+	Subject string
+	// SessionID is the login session the token belongs to (sid).
+	SessionID string
+	// ID is the unique token ID (jti), 128 random bits.
+	ID string
+	// Roles are the roles granted; nil when there are none. Claims returned
+	// by Verify may share this slice with the cache and other callers: treat
+	// it as read-only.
+	Roles []string
+	// IssuedAt is when the token was signed (iat and nbf), in UTC at second
+	// precision.
+	IssuedAt time.Time
+	// ExpiresAt is when the token stops being valid (exp), before leeway, in
+	// UTC at second precision.
+	ExpiresAt time.Time
+}
+
+// wireClaims is the JSON payload. aud is a single string as we issue it; an
+// array in its place fails to decode and the token is refused.
+type wireClaims struct {
+	Issuer    string           `json:"iss"`
+	Audience  string           `json:"aud"`
+	Subject   string           `json:"sub"`
+	ExpiresAt *jwt.NumericDate `json:"exp"`
+	IssuedAt  *jwt.NumericDate `json:"iat"`
+	NotBefore *jwt.NumericDate `json:"nbf"`
+	ID        string           `json:"jti"`
+	SessionID string           `json:"sid"`
+	Roles     []string         `json:"roles,omitempty"`
+}
+
+var errMissingClaim = errors.New("missing required claim")
+
+func (c *wireClaims) GetExpirationTime() (*jwt.NumericDate, error) { return c.ExpiresAt, nil }
+func (c *wireClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return c.IssuedAt, nil }
+func (c *wireClaims) GetNotBefore() (*jwt.NumericDate, error)      { return c.NotBefore, nil }
+func (c *wireClaims) GetIssuer() (string, error)                   { return c.Issuer, nil }
+func (c *wireClaims) GetSubject() (string, error)                  { return c.Subject, nil }
+func (c *wireClaims) GetAudience() (jwt.ClaimStrings, error) {
+	return jwt.ClaimStrings{c.Audience}, nil
+}
+
+// Validate is called by the jwt parser after the standard checks.
+// exp is required by a parser option; iat and nbf are checked by it only
+// when present, so their presence is required here.
+func (c *wireClaims) Validate() error {
+	if c.Subject == "" || c.SessionID == "" || c.ID == "" || c.IssuedAt == nil || c.NotBefore == nil {
+		return errMissingClaim
+	}
+	return nil
+}
+
+// Service signs and verifies access tokens. It is safe for concurrent use.
+type Service struct {
+	keys     *Keys
+	issuer   string
+	audience string
+	ttl      time.Duration
+	leeway   time.Duration
+	clock    func() time.Time
+	parser   *jwt.Parser
+	cache    *cache // nil when disabled
+}
+
+// New returns a Service that signs with the newest key of keys, stamps
+// issuer and audience into tokens and requires them exactly on
+// verification. A Service with nil keys or an empty issuer or audience is
+// unusable: Sign returns an error and Verify returns [ErrInvalid].
+func New(keys *Keys, issuer, audience string, opts ...Option) *Service {
+	cfg := defaultConfig()
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	s := &Service{
+		keys:     keys,
+		issuer:   issuer,
+		audience: audience,
+		ttl:      cfg.ttl,
+		leeway:   cfg.leeway,
+		clock:    cfg.clock,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+			jwt.WithIssuer(issuer),
+			jwt.WithAudience(audience),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithLeeway(cfg.leeway),
+			jwt.WithStrictDecoding(),
+			jwt.WithTimeFunc(cfg.clock),
+		),
+	}
+	if cfg.cacheSize > 0 {
+		s.cache = newCache(cfg.cacheSize)
+	}
+	return s
+}
+
+func (s *Service) usable() bool {
+	return s.keys != nil && s.issuer != "" && s.audience != ""
+}
+
+// Sign issues a token for subject in session sessionID with roles, signed
+// by the newest key. The token ID is 128 random bits; iat and nbf are now and
+// exp is now plus the TTL, all at second precision. The returned Claims equal
+// what Verify returns for the token.
+func (s *Service) Sign(subject, sessionID string, roles []string) (token string, c Claims, err error) {
+	if !s.usable() {
+		return "", Claims{}, errors.New("sign token: service needs keys, an issuer and an audience")
+	}
+	if subject == "" || sessionID == "" {
+		return "", Claims{}, errors.New("sign token: subject and session id are required")
+	}
+	jti, err := randomID()
+	if err != nil {
+		return "", Claims{}, fmt.Errorf("sign token: %w", err)
+	}
+	now := time.Unix(s.clock().Unix(), 0).UTC()
+	c = Claims{
+		Subject:   subject,
+		SessionID: sessionID,
+		ID:        jti,
+		IssuedAt:  now,
+		ExpiresAt: now.Add(s.ttl).Truncate(time.Second),
+	}
+	if len(roles) > 0 {
+		c.Roles = slices.Clone(roles)
+	}
+	key := s.keys.signer()
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, &wireClaims{
+		Issuer:    s.issuer,
+		Audience:  s.audience,
+		Subject:   c.Subject,
+		ExpiresAt: jwt.NewNumericDate(c.ExpiresAt),
+		IssuedAt:  jwt.NewNumericDate(c.IssuedAt),
+		NotBefore: jwt.NewNumericDate(c.IssuedAt),
+		ID:        c.ID,
+		SessionID: c.SessionID,
+		Roles:     c.Roles,
+	})
+	t.Header["typ"] = typ
+	t.Header["kid"] = key.ID
+	token, err = t.SignedString(key.Private)
+	if err != nil {
+		return "", Claims{}, fmt.Errorf("sign token: %w", err)
+	}
+	return token, c, nil
+}
+
+// Verify checks token and returns its claims. It returns [ErrExpired] for an
+// authentic token past its expiry plus leeway and [ErrInvalid] for every
+// other refusal, never anything more specific.
+//
+// A token seen before is answered from the cache without verifying the
+// signature again, until it expires; the returned Roles are then shared.
+func (s *Service) Verify(token string) (Claims, error) {
+	if len(token) > maxTokenLen || !s.usable() {
+		return Claims{}, ErrInvalid
+	}
+	var sum [sha256.Size]byte
+	if s.cache != nil {
+		// Only tokens that passed every check below are cached, so a hit
+		// needs none of them again, not even wellFormed.
+		sum = hashToken(token)
+		if c, until, ok := s.cache.get(sum); ok {
+			if !s.clock().Before(until) {
+				return Claims{}, ErrExpired
+			}
+			return c, nil
+		}
+	}
+	if !wellFormed(token) {
+		return Claims{}, ErrInvalid
+	}
+
+	var w wireClaims
+	if _, err := s.parser.ParseWithClaims(token, &w, s.keyFunc); err != nil {
+		if onlyExpired(err) {
+			return Claims{}, ErrExpired
+		}
+		return Claims{}, ErrInvalid
+	}
+	// The parser skips iss and aud checks when the expected value is empty;
+	// usable rules that out, and comparing again costs nothing.
+	if w.Issuer != s.issuer || w.Audience != s.audience {
+		return Claims{}, ErrInvalid
+	}
+	c := Claims{
+		Subject:   w.Subject,
+		SessionID: w.SessionID,
+		ID:        w.ID,
+		IssuedAt:  w.IssuedAt.UTC(),
+		ExpiresAt: w.ExpiresAt.UTC(),
+	}
+	if len(w.Roles) > 0 {
+		c.Roles = w.Roles
+	}
+	if s.cache != nil {
+		s.cache.put(sum, c, c.ExpiresAt.Add(s.leeway), s.clock())
+	}
+	return c, nil
+}
+
+// keyFunc runs after the parser has accepted alg. It refuses any header but
+// alg, typ and kid: jku, x5u, jwk and x5c would name a key we must never
+// fetch or trust, crit would demand extensions we do not implement, and b64
+// would change what the signature covers.
+func (s *Service) keyFunc(t *jwt.Token) (any, error) {
+	for name := range t.Header {
+		switch name {
+		case "alg", "typ", "kid":
+		default:
+			return nil, ErrInvalid
+		}
+	}
+	// RFC 8725 section 3.11 and RFC 9068 section 4: compare typ
+	// case-insensitively; the "application/" prefix may be present.
+	got, _ := t.Header["typ"].(string)
+	if !strings.EqualFold(got, typ) && !strings.EqualFold(got, "application/"+typ) {
+		return nil, ErrInvalid
+	}
+	kid, _ := t.Header["kid"].(string)
+	pub, ok := s.keys.lookup(kid)
+	if !ok {
+		return nil, ErrInvalid
+	}
+	return pub, nil
+}
+
+// wellFormed does the cheap checks before any decoding: bounded length,
+// exactly three non-empty segments of unpadded base64url, and a signature
+// segment as long as an Ed25519 signature.
+func wellFormed(token string) bool {
+	if len(token) > maxTokenLen {
+		return false
+	}
+	dots, start := 0, 0
+	for i := 0; i < len(token); i++ {
+		c := token[i]
+		if base64URL[c] {
+			continue
+		}
+		if c != '.' || i == start || dots == 2 {
+			return false
+		}
+		dots++
+		start = i + 1
+	}
+	return dots == 2 && len(token)-start == sigLen
+}
+
+// base64URL marks the bytes of the unpadded base64url alphabet. A table
+// keeps wellFormed, which runs on every request, near a byte per cycle.
+var base64URL = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") {
+		t[c] = true
+	}
+	return t
+}()
+
+// onlyExpired reports whether the only failures in err, a jwt parse error,
+// are the expiry itself. The parser checks claims only after the signature,
+// so such a token is authentic; a token that also fails another check is
+// simply invalid.
+func onlyExpired(err error) bool {
+	expired := false
+	var walk func(error) bool
+	walk = func(e error) bool {
+		switch e {
+		case jwt.ErrTokenExpired:
+			expired = true
+			return true
+		case jwt.ErrTokenInvalidClaims:
+			return true
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() []error }:
+			for _, inner := range u.Unwrap() {
+				if !walk(inner) {
+					return false
+				}
+			}
+			return true
+		case interface{ Unwrap() error }:
+			return walk(u.Unwrap())
+		}
+		return false
+	}
+	return walk(err) && expired
+}
+
+// hashToken is sha256.Sum256([]byte(token)) without the heap copy that
+// conversion makes: wellFormed has bounded the length, so the bytes fit a
+// buffer on the stack.
+func hashToken(token string) [sha256.Size]byte {
+	var buf [maxTokenLen]byte
+	n := copy(buf[:], token)
+	return sha256.Sum256(buf[:n])
+}
+
+func randomID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("read random id: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// cache remembers verified tokens by the SHA-256 of their text until they
+// expire. It never holds more than size entries.
+type cache struct {
+	mu   sync.RWMutex
+	size int
+	m    map[[sha256.Size]byte]cacheEntry
+	// earliest is a lower bound on the entries' expiries, so a full cache
+	// only sweeps when something may have expired.
+	earliest time.Time
+}
+
+type cacheEntry struct {
+	claims Claims
+	until  time.Time // exp plus leeway
+}
+
+func newCache(size int) *cache {
+	return &cache{size: size, m: make(map[[sha256.Size]byte]cacheEntry, min(size, 1024))}
+}
+
+func (c *cache) get(sum [sha256.Size]byte) (Claims, time.Time, bool) {
+	c.mu.RLock()
+	e, ok := c.m[sum]
+	c.mu.RUnlock()
+	return e.claims, e.until, ok
+}
+
+func (c *cache) put(sum [sha256.Size]byte, claims Claims, until, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[sum]; ok {
+		return
+	}
+	if len(c.m) >= c.size {
+		if !now.Before(c.earliest) {
+			c.sweep(now)
+		}
+		if len(c.m) >= c.size {
+			// Evict a batch, in map order, so the next inserts do not each
+			// pay for a full cache again.
+			target := c.size - max(c.size/16, 1)
+			for k := range c.m {
+				if len(c.m) <= target {
+					break
+				}
+				delete(c.m, k)
+			}
+		}
+	}
+	if len(c.m) == 0 || until.Before(c.earliest) {
+		c.earliest = until
+	}
+	c.m[sum] = cacheEntry{claims: claims, until: until}
+}
+
+// sweep drops expired entries and recomputes earliest. c.mu must be held.
+func (c *cache) sweep(now time.Time) {
+	var earliest time.Time
+	for k, e := range c.m {
+		if !now.Before(e.until) {
+			delete(c.m, k)
+			continue
+		}
+		if earliest.IsZero() || e.until.Before(earliest) {
+			earliest = e.until
+		}
+	}
+	c.earliest = earliest
+}
