@@ -72,7 +72,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := bootstrapAdmin(ctx, db, hasher, cfg.AdminEmail, cfg.AdminPassword, stdout); err != nil {
 		return err
 	}
-	h, err := newHandler(ctx, cfg, db, hasher, log)
+	services, deps, err := newServices(ctx, cfg, db, hasher, log)
+	if err != nil {
+		return err
+	}
+	h, err := mount(cfg, services, deps)
 	if err != nil {
 		return err
 	}
@@ -120,21 +124,20 @@ type service struct {
 	mount func(opts ...connect.HandlerOption) (string, http.Handler)
 }
 
-// newHandler builds the whole HTTP handler: services behind the
-// interceptor chain, health and reflection, and the HTTP layer.
-func newHandler(ctx context.Context, cfg config.Config, db *store.DB, hasher *password.Hasher, log *slog.Logger) (http.Handler, error) {
+// newServices builds the services and what the interceptor chain needs.
+func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *password.Hasher, log *slog.Logger) ([]service, chainDeps, error) {
 	keys, err := auth.LoadKeys(ctx, db)
 	if err != nil {
-		return nil, err
+		return nil, chainDeps{}, err
 	}
 	tokens := token.New(keys, cfg.Issuer, cfg.Audience, token.WithTTL(cfg.AccessTokenTTL))
 	pageKey, err := db.Secret(ctx, "pagetoken", 32)
 	if err != nil {
-		return nil, fmt.Errorf("load page token key: %w", err)
+		return nil, chainDeps{}, fmt.Errorf("load page token key: %w", err)
 	}
 	pages, err := pagetoken.New(pageKey)
 	if err != nil {
-		return nil, err
+		return nil, chainDeps{}, err
 	}
 
 	authSvc := auth.New(db, hasher, tokens, cfg.SessionTTL, log)
@@ -151,14 +154,13 @@ func newHandler(ctx context.Context, cfg config.Config, db *store.DB, hasher *pa
 			return adminv1connect.NewAdminServiceHandler(adminSvc, o...)
 		}},
 	}
-	limiter := ratelimit.NewLimiter()
-	return mount(cfg, services, chainDeps{
+	return services, chainDeps{
 		log:       log,
 		tokens:    authSvc,
-		limiter:   limiter,
+		limiter:   ratelimit.NewLimiter(),
 		audit:     auditStore{db},
 		resolvers: map[string]ownership.Resolver{"note": notesSvc},
-	})
+	}, nil
 }
 
 // mount builds the policy table from exactly the services mounted, so no
