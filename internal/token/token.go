@@ -88,7 +88,8 @@ func (k Key) validate() error {
 }
 
 // Keys is a set of keys, safe for concurrent use. The most recently added key
-// signs; every key in the set verifies.
+// signs; every key in the set verifies. Create it with NewKeys; an empty set
+// signs nothing and verifies nothing.
 type Keys struct {
 	mu      sync.RWMutex
 	signing Key
@@ -123,6 +124,9 @@ func (k *Keys) Add(key Key) error {
 	key = Key{ID: key.ID, Private: slices.Clone(key.Private), Public: slices.Clone(key.Public)}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.public == nil {
+		k.public = make(map[string]ed25519.PublicKey)
+	}
 	if _, dup := k.public[key.ID]; dup {
 		return fmt.Errorf("add key: duplicate key id %q: %w", key.ID, ErrInvalidKey)
 	}
@@ -144,10 +148,10 @@ func (k *Keys) Public() []Key {
 	return out
 }
 
-func (k *Keys) signer() Key {
+func (k *Keys) signer() (Key, bool) {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	return k.signing
+	return k.signing, k.signing.Private != nil
 }
 
 func (k *Keys) lookup(id string) (ed25519.PublicKey, bool) {
@@ -287,7 +291,10 @@ func (s *Service) Sign(subject, sessionID string, roles []string) (token string,
 	if len(roles) > 0 {
 		c.Roles = slices.Clone(roles)
 	}
-	key := s.keys.signer()
+	key, ok := s.keys.signer()
+	if !ok {
+		return "", Claims{}, fmt.Errorf("sign token: %w", ErrNoKeys)
+	}
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, &wireClaims{
 		Issuer:    s.issuer,
 		Audience:  s.audience,
@@ -310,7 +317,8 @@ func (s *Service) Sign(subject, sessionID string, roles []string) (token string,
 
 // Verify checks token and returns its claims. It returns [ErrExpired] for an
 // authentic token past its expiry plus leeway and [ErrInvalid] for every
-// other refusal, never anything more specific.
+// other refusal, never anything more specific. A token over 4096 bytes, or
+// not three segments of unpadded base64url, is refused before any decoding.
 //
 // A token seen before is answered from the cache without verifying the
 // signature again, until it expires; the returned Roles are then shared.

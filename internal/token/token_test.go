@@ -257,6 +257,8 @@ func TestSignRefusesIncompleteInput(t *testing.T) {
 		{name: "nil_keys", svc: token.New(nil, issuer, audience), subject: "u", sessionID: "s"},
 		{name: "empty_issuer", svc: token.New(f.keys, "", audience), subject: "u", sessionID: "s"},
 		{name: "empty_audience", svc: token.New(f.keys, issuer, ""), subject: "u", sessionID: "s"},
+		{name: "zero_keys", svc: token.New(&token.Keys{}, issuer, audience), subject: "u", sessionID: "s"},
+		{name: "zero_service", svc: &token.Service{}, subject: "u", sessionID: "s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -763,6 +765,22 @@ func TestKeys(t *testing.T) {
 		}
 	})
 
+	t.Run("zero_value_add", func(t *testing.T) {
+		t.Parallel()
+		var keys token.Keys
+		if err := keys.Add(good); err != nil {
+			t.Fatalf("Add() error = %v, want nil", err)
+		}
+		svc := token.New(&keys, issuer, audience, at(t0))
+		tok, _, err := svc.Sign("u", "s", nil)
+		if err != nil {
+			t.Fatalf("Sign() error = %v, want nil", err)
+		}
+		if _, err := svc.Verify(tok); err != nil {
+			t.Errorf("Verify() error = %v, want nil", err)
+		}
+	})
+
 	t.Run("caller_mutation_does_not_reach_set", func(t *testing.T) {
 		t.Parallel()
 		k := mustKey(t)
@@ -793,6 +811,8 @@ func TestUnusableServiceRefuses(t *testing.T) {
 		{name: "nil_keys", svc: token.New(nil, issuer, audience, at(t0))},
 		{name: "empty_issuer", svc: token.New(f.keys, "", audience, at(t0))},
 		{name: "empty_audience", svc: token.New(f.keys, issuer, "", at(t0))},
+		{name: "zero_keys", svc: token.New(&token.Keys{}, issuer, audience, at(t0))},
+		{name: "zero_service", svc: &token.Service{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
