@@ -26,8 +26,8 @@ type Protocol int
 
 // The protocols Guard serves.
 const (
-	Connect Protocol = iota // Connect, binary protobuf
-	ConnectJSON             // Connect, JSON
+	Connect     Protocol = iota // Connect, binary protobuf
+	ConnectJSON                 // Connect, JSON
 	GRPC
 	GRPCWeb
 )

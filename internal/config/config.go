@@ -45,7 +45,9 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	fs.SetOutput(out)
 	var origins, proxies, level string
 	var envErrs []error
-	env := func(flagName string) string { return "GUARD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_")) }
+	env := func(flagName string) string {
+		return "GUARD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+	}
 	str := func(p *string, name, def, usage string) {
 		if v := getenv(env(name)); v != "" {
 			def = v

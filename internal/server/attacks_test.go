@@ -10,10 +10,10 @@ import (
 	"testing"
 
 	"connectrpc.com/connect"
+	"github.com/connectguard/guard/clients/goclient"
 	adminv1 "github.com/connectguard/guard/gen/guard/admin/v1"
 	authv1 "github.com/connectguard/guard/gen/guard/auth/v1"
 	notesv1 "github.com/connectguard/guard/gen/guard/notes/v1"
-	"github.com/connectguard/guard/clients/goclient"
 	"github.com/connectguard/guard/internal/servertest"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"

@@ -7,9 +7,9 @@ import (
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
+	"github.com/connectguard/guard/clients/goclient"
 	authv1 "github.com/connectguard/guard/gen/guard/auth/v1"
 	notesv1 "github.com/connectguard/guard/gen/guard/notes/v1"
-	"github.com/connectguard/guard/clients/goclient"
 	"github.com/connectguard/guard/internal/servertest"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/connectguard/guard/clients/goclient"
 	adminv1 "github.com/connectguard/guard/gen/guard/admin/v1"
 	authv1 "github.com/connectguard/guard/gen/guard/auth/v1"
-	"github.com/connectguard/guard/clients/goclient"
 	"github.com/connectguard/guard/internal/server"
 	"github.com/connectguard/guard/store"
 )
@@ -33,8 +33,8 @@ type Server struct {
 	URL string
 	// DBPath is the SQLite file, for tests that assert what was written.
 	DBPath string
-	log *lockedBuilder
-	t   testing.TB
+	log    *lockedBuilder
+	t      testing.TB
 }
 
 // Start runs a server until the test ends. flags are extra command-line
