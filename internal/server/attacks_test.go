@@ -210,7 +210,7 @@ func TestOwnership(t *testing.T) {
 		if n.Title != "secret" || n.Body != "owner's" {
 			t.Errorf("got note %q/%q after the attacks, want secret/owner's", n.Title, n.Body)
 		}
-		if p, _ := srv.Store().NoteAccess(ctx, id, stranger.ID); p != 0 {
+		if _, p, _ := srv.Store().NoteAccess(ctx, id, stranger.ID); p != 0 {
 			t.Errorf("got stranger permission %v, want none", p)
 		}
 	})

@@ -66,7 +66,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
-	defer db.Close()
+	defer func() {
+		if err := db.Close(); err != nil {
+			log.Error("close database", "error", err)
+		}
+	}()
 
 	hasher := password.NewHasher()
 	if err := bootstrapAdmin(ctx, db, hasher, cfg.AdminEmail, cfg.AdminPassword, stdout); err != nil {

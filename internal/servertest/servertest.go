@@ -51,7 +51,7 @@ func Start(t testing.TB, flags ...string) *Server {
 	done := make(chan error, 1)
 	go func() {
 		done <- server.Run(ctx, args, func(k string) string { return env[k] }, outW, logW)
-		outW.Close()
+		_ = outW.Close()
 	}()
 	addr := make(chan string, 1)
 	go func() {
@@ -137,7 +137,7 @@ func (s *Server) Store() *store.DB {
 	if err != nil {
 		s.t.Fatalf("open store: %v", err)
 	}
-	s.t.Cleanup(func() { db.Close() })
+	s.t.Cleanup(func() { _ = db.Close() })
 	return db
 }
 

@@ -435,14 +435,16 @@ func onlyExpired(err error) bool {
 	expired := false
 	var walk func(error) bool
 	walk = func(e error) bool {
+		// This walks the error tree itself, one node at a time, so it compares
+		// nodes directly (errorlint would have it use errors.Is).
 		switch e {
-		case jwt.ErrTokenExpired:
+		case jwt.ErrTokenExpired: //nolint:errorlint // see above
 			expired = true
 			return true
-		case jwt.ErrTokenInvalidClaims:
+		case jwt.ErrTokenInvalidClaims: //nolint:errorlint // see above
 			return true
 		}
-		switch u := e.(type) {
+		switch u := e.(type) { //nolint:errorlint // see above
 		case interface{ Unwrap() []error }:
 			for _, inner := range u.Unwrap() {
 				if !walk(inner) {
