@@ -5,6 +5,7 @@ package recovery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -57,5 +58,8 @@ func (i *Interceptor) internal(ctx context.Context, procedure string, r any) err
 	i.log.ErrorContext(ctx, "panic in handler",
 		"procedure", procedure, "request_id", id,
 		"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	if id == "" {
+		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+	}
 	return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error (request id %s)", id))
 }

@@ -39,5 +39,8 @@ func Internal(ctx context.Context, log *slog.Logger, err error) *connect.Error {
 	}
 	id := requestid.From(ctx)
 	log.ErrorContext(ctx, "internal error", "request_id", id, "error", err)
+	if id == "" {
+		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+	}
 	return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error (request id %s)", id))
 }

@@ -454,3 +454,57 @@ func TestRefusalsCarryRequestID(t *testing.T) {
 		t.Errorf("got no log line with request_id=%s", id)
 	}
 }
+
+// TestAuditRecordsOutcomes: audited methods leave an event for refusals
+// as well as successes, with the actor and the code; unaudited ones none.
+func TestAuditRecordsOutcomes(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t)
+	ctx := context.Background()
+	owner := srv.CreateUser("owner@example.com", "member")
+	stranger := srv.CreateUser("stranger@example.com", "member")
+	oc := srv.Client(goclient.Connect, owner.Token)
+	created, err := oc.Notes.CreateNote(ctx, connect.NewRequest(&notesv1.CreateNoteRequest{Title: "t"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.Msg.GetNote().GetId()
+	_, err = srv.Client(goclient.GRPC, stranger.Token).Notes.DeleteNote(ctx, connect.NewRequest(&notesv1.DeleteNoteRequest{Id: id}))
+	if codeOf(err) != connect.CodeNotFound {
+		t.Fatalf("stranger delete: got %v, want not_found", err)
+	}
+	_, err = srv.Client(goclient.Connect, "").Notes.DeleteNote(ctx, connect.NewRequest(&notesv1.DeleteNoteRequest{Id: id}))
+	if codeOf(err) != connect.CodeUnauthenticated {
+		t.Fatalf("anonymous delete: got %v, want unauthenticated", err)
+	}
+	if _, err := oc.Notes.DeleteNote(ctx, connect.NewRequest(&notesv1.DeleteNoteRequest{Id: id})); err != nil {
+		t.Fatal(err)
+	}
+
+	events, err := srv.Store().ListAuditEvents(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ actor, code string }
+	var deletes []row
+	for _, e := range events {
+		switch e.Procedure {
+		case "/guard.notes.v1.NoteService/DeleteNote":
+			deletes = append(deletes, row{e.ActorID, e.Code})
+			if e.RequestID == "" || e.ClientIP == "" {
+				t.Errorf("got event %+v, want request id and client IP", e)
+			}
+		case "/guard.notes.v1.NoteService/CreateNote":
+			t.Errorf("got an audit event for CreateNote, which is not audited")
+		}
+	}
+	want := []row{{owner.ID, "ok"}, {"", "unauthenticated"}, {stranger.ID, "not_found"}} // newest first
+	if len(deletes) != len(want) {
+		t.Fatalf("got DeleteNote events %v, want %v", deletes, want)
+	}
+	for i := range want {
+		if deletes[i] != want[i] {
+			t.Errorf("event %d: got %v, want %v", i, deletes[i], want[i])
+		}
+	}
+}
