@@ -243,10 +243,10 @@ func TestLimiter_remainingCountsDownThroughDecay(t *testing.T) {
 	const size = time.Minute
 	clock := newFakeClock(t0)
 	l := newLimiter(clock)
-	for range limit {
+	for range 3 {
 		l.Allow("k", limit, size)
 	}
-	clock.Advance(size + size/2) // previous window's 4 calls weigh 2
+	clock.Advance(size + size/2) // previous window's 3 calls weigh 1.5
 	var got []int
 	for {
 		d := l.Allow("k", limit, size)
@@ -255,7 +255,8 @@ func TestLimiter_remainingCountsDownThroughDecay(t *testing.T) {
 		}
 		got = append(got, d.Remaining)
 	}
-	// used 2: the call leaves 4-2-1 = 1, then 0.
+	// used 1.5: the call leaves 4-1.5-1 = 1.5, which is 1 whole call; then
+	// used 2.5 leaves 0.5, which is none; then 3.5+1 > 4 is refused.
 	if want := []int{1, 0}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("Remaining of allowed calls = %v, want %v", got, want)
 	}

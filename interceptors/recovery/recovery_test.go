@@ -3,6 +3,7 @@ package recovery_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -38,10 +39,11 @@ func TestPanicBecomesGenericInternal(t *testing.T) {
 	for _, opts := range [][]connect.ClientOption{nil, {connect.WithGRPC()}, {connect.WithGRPCWeb()}} {
 		c := grpchealth.NewClient(srv.Client(), srv.URL, opts...)
 		_, err := c.Check(context.Background(), &grpchealth.CheckRequest{})
-		if got := connect.CodeOf(err); got != connect.CodeInternal {
-			t.Fatalf("got code %v, want internal", got)
+		var ce *connect.Error
+		if !errors.As(err, &ce) || ce.Code() != connect.CodeInternal {
+			t.Fatalf("got %v, want an internal error", err)
 		}
-		msg := err.(*connect.Error).Message()
+		msg := ce.Message()
 		if !strings.HasPrefix(msg, "internal error (request id ") || strings.Contains(msg, "secret") {
 			t.Errorf("got message %q, want a generic one naming the request id", msg)
 		}
