@@ -255,10 +255,13 @@ func newRateLimit(rl *policyv1.RateLimit) (*RateLimit, error) {
 }
 
 func checkNames(kind string, got, known []string) error {
-	if known == nil {
-		return nil
-	}
 	for _, n := range got {
+		if n == "" {
+			return fmt.Errorf("empty %s name", kind)
+		}
+		if known == nil {
+			continue
+		}
 		if !slices.Contains(known, n) {
 			return fmt.Errorf("unknown %s %q (known: %s)", kind, n, strings.Join(known, ", "))
 		}

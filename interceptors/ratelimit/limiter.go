@@ -89,21 +89,32 @@ func (w *window) advance(now time.Time) {
 	}
 }
 
-// retryAfter returns the wait until one more call fits.
+// retryAfter returns the wait until one more call fits, rounded up to
+// whole seconds. It computes in integer nanoseconds: float rounding would
+// sometimes add a second to an exact wait.
 func (w *window) retryAfter(limit int, elapsed time.Duration) time.Duration {
-	size := float64(w.size)
-	var t float64
+	size := int64(w.size)
+	var t int64
 	if w.curr+1 > limit || w.prev == 0 {
-		// Wait for the next window, then for the current count to decay.
-		t = size - float64(elapsed)
-		if w.curr > 0 {
-			t += size * max(0, 1-float64(limit-1)/float64(w.curr))
+		// Wait for the next window, then for the current count to decay:
+		// curr*(1-x/size) + 1 <= limit.
+		t = size - int64(elapsed)
+		if over := int64(w.curr - limit + 1); over > 0 {
+			t += ceilDiv(size*over, int64(w.curr))
 		}
 	} else {
 		// The previous window's share must decay: prev*(1-x/size) + curr + 1 <= limit.
-		t = size*(1-float64(limit-1-w.curr)/float64(w.prev)) - float64(elapsed)
+		t = ceilDiv(size*int64(w.prev-(limit-1-w.curr)), int64(w.prev)) - int64(elapsed)
 	}
-	return max(time.Second, time.Duration(math.Ceil(t/float64(time.Second)))*time.Second)
+	secs := max(1, ceilDiv(t, int64(time.Second)))
+	return time.Duration(secs) * time.Second
+}
+
+func ceilDiv(a, b int64) int64 {
+	if a <= 0 {
+		return 0
+	}
+	return (a + b - 1) / b
 }
 
 // makeRoom keeps the map within maxKeys: first drop idle keys, then, under

@@ -177,10 +177,6 @@ func TestLimiter_retryAfterIsHonest(t *testing.T) {
 // second at which the call fits, not one later.
 func TestLimiter_retryAfterIsTight(t *testing.T) {
 	t.Parallel()
-	t.Skip("BUG: Limiter.retryAfter computes the wait in float64 and rounds it up with math.Ceil; " +
-		"when the exact wait is a whole number of seconds (e.g. limit 3 per 1m, 3 calls at 0:59: " +
-		"1s + 60s*(1-2/3) = 21s) float error makes it 21.000000001s and Retry-After says 22s, " +
-		"one second longer than needed. Fix: compute in integer nanoseconds, or subtract a small epsilon before Ceil")
 	for _, sc := range retryScenarios() {
 		t.Run(sc.String(), func(t *testing.T) {
 			t.Parallel()

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -66,9 +67,11 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	}
 	num := func(p *int, name string, def int, usage string) {
 		if v := getenv(env(name)); v != "" {
-			if _, err := fmt.Sscan(v, &def); err != nil {
-				envErrs = append(envErrs, fmt.Errorf("%s: not a number", env(name)))
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s: %q is not a number", env(name), v))
 			}
+			def = n
 		}
 		fs.IntVar(p, name, def, usage+" ("+env(name)+")")
 	}

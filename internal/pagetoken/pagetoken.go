@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"strings"
 )
 
 // ErrInvalid is returned for a token that was not made by this codec for
@@ -41,6 +42,11 @@ func (c *Codec) Encode(scope string, cursor []byte) string {
 
 // Decode returns the cursor of a token made by Encode for scope.
 func (c *Codec) Decode(scope, token string) ([]byte, error) {
+	// The decoder skips CR and LF even in strict mode; a token must have
+	// exactly one spelling.
+	if strings.ContainsAny(token, "\r\n") {
+		return nil, ErrInvalid
+	}
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(token)
 	if err != nil || len(raw) < tagLen {
 		return nil, ErrInvalid
