@@ -309,11 +309,12 @@ func TestRoleMethodMatrix(t *testing.T) {
 		"/guard.notes.v1.NoteService/DeleteNote": audited(writers),
 		"/guard.notes.v1.NoteService/ShareNote":  audited(writers),
 
-		"/guard.admin.v1.AdminService/CreateUser":      adminSvc,
-		"/guard.admin.v1.AdminService/ListUsers":       adminSvc,
-		"/guard.admin.v1.AdminService/SetUserRoles":    adminSvc,
-		"/guard.admin.v1.AdminService/DisableUser":     adminSvc,
-		"/guard.admin.v1.AdminService/ListAuditEvents": adminSvc,
+		"/guard.admin.v1.AdminService/CreateUser":       adminSvc,
+		"/guard.admin.v1.AdminService/ListUsers":        adminSvc,
+		"/guard.admin.v1.AdminService/SetUserRoles":     adminSvc,
+		"/guard.admin.v1.AdminService/DisableUser":      adminSvc,
+		"/guard.admin.v1.AdminService/ListAuditEvents":  adminSvc,
+		"/guard.admin.v1.AdminService/RotateSigningKey": adminSvc,
 	}
 	// Only an admin skips the ownership check, and only to delete.
 	bypass := map[string][]string{

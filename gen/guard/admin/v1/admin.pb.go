@@ -618,6 +618,87 @@ func (x *ListAuditEventsResponse) GetNextPageToken() string {
 	return ""
 }
 
+type RotateSigningKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateSigningKeyRequest) Reset() {
+	*x = RotateSigningKeyRequest{}
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateSigningKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateSigningKeyRequest) ProtoMessage() {}
+
+func (x *RotateSigningKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateSigningKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateSigningKeyRequest) Descriptor() ([]byte, []int) {
+	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{11}
+}
+
+type RotateSigningKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// key_id is the new key's id (the kid of tokens it signs).
+	KeyId         string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateSigningKeyResponse) Reset() {
+	*x = RotateSigningKeyResponse{}
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateSigningKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateSigningKeyResponse) ProtoMessage() {}
+
+func (x *RotateSigningKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateSigningKeyResponse.ProtoReflect.Descriptor instead.
+func (*RotateSigningKeyResponse) Descriptor() ([]byte, []int) {
+	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RotateSigningKeyResponse) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
 var File_guard_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_guard_admin_v1_admin_proto_rawDesc = "" +
@@ -665,14 +746,18 @@ const file_guard_admin_v1_admin_proto_rawDesc = "" +
 	"\bactor_id\x18\x03 \x01(\tB\x18\xbaH\x15\xd8\x01\x01r\x102\x0e^[a-z2-7]{26}$R\aactorId\"u\n" +
 	"\x17ListAuditEventsResponse\x122\n" +
 	"\x06events\x18\x01 \x03(\v2\x1a.guard.admin.v1.AuditEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xe2\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x19\n" +
+	"\x17RotateSigningKeyRequest\"1\n" +
+	"\x18RotateSigningKeyResponse\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId2\xc9\x04\n" +
 	"\fAdminService\x12S\n" +
 	"\n" +
 	"CreateUser\x12!.guard.admin.v1.CreateUserRequest\x1a\".guard.admin.v1.CreateUserResponse\x12P\n" +
 	"\tListUsers\x12 .guard.admin.v1.ListUsersRequest\x1a!.guard.admin.v1.ListUsersResponse\x12Y\n" +
 	"\fSetUserRoles\x12#.guard.admin.v1.SetUserRolesRequest\x1a$.guard.admin.v1.SetUserRolesResponse\x12V\n" +
 	"\vDisableUser\x12\".guard.admin.v1.DisableUserRequest\x1a#.guard.admin.v1.DisableUserResponse\x12b\n" +
-	"\x0fListAuditEvents\x12&.guard.admin.v1.ListAuditEventsRequest\x1a'.guard.admin.v1.ListAuditEventsResponse\x1a\x14\u00a0\x19\x10\x12\x05admin\x1a\x05admin0\x01B:Z8github.com/connectguard/guard/gen/guard/admin/v1;adminv1b\x06proto3"
+	"\x0fListAuditEvents\x12&.guard.admin.v1.ListAuditEventsRequest\x1a'.guard.admin.v1.ListAuditEventsResponse\x12e\n" +
+	"\x10RotateSigningKey\x12'.guard.admin.v1.RotateSigningKeyRequest\x1a(.guard.admin.v1.RotateSigningKeyResponse\x1a\x14\u00a0\x19\x10\x12\x05admin\x1a\x05admin0\x01B:Z8github.com/connectguard/guard/gen/guard/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_guard_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -686,40 +771,44 @@ func file_guard_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_guard_admin_v1_admin_proto_rawDescData
 }
 
-var file_guard_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_guard_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_guard_admin_v1_admin_proto_goTypes = []any{
-	(*CreateUserRequest)(nil),       // 0: guard.admin.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),      // 1: guard.admin.v1.CreateUserResponse
-	(*ListUsersRequest)(nil),        // 2: guard.admin.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),       // 3: guard.admin.v1.ListUsersResponse
-	(*SetUserRolesRequest)(nil),     // 4: guard.admin.v1.SetUserRolesRequest
-	(*SetUserRolesResponse)(nil),    // 5: guard.admin.v1.SetUserRolesResponse
-	(*DisableUserRequest)(nil),      // 6: guard.admin.v1.DisableUserRequest
-	(*DisableUserResponse)(nil),     // 7: guard.admin.v1.DisableUserResponse
-	(*AuditEvent)(nil),              // 8: guard.admin.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),  // 9: guard.admin.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil), // 10: guard.admin.v1.ListAuditEventsResponse
-	(*v1.User)(nil),                 // 11: guard.auth.v1.User
-	(*timestamppb.Timestamp)(nil),   // 12: google.protobuf.Timestamp
+	(*CreateUserRequest)(nil),        // 0: guard.admin.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),       // 1: guard.admin.v1.CreateUserResponse
+	(*ListUsersRequest)(nil),         // 2: guard.admin.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),        // 3: guard.admin.v1.ListUsersResponse
+	(*SetUserRolesRequest)(nil),      // 4: guard.admin.v1.SetUserRolesRequest
+	(*SetUserRolesResponse)(nil),     // 5: guard.admin.v1.SetUserRolesResponse
+	(*DisableUserRequest)(nil),       // 6: guard.admin.v1.DisableUserRequest
+	(*DisableUserResponse)(nil),      // 7: guard.admin.v1.DisableUserResponse
+	(*AuditEvent)(nil),               // 8: guard.admin.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),   // 9: guard.admin.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),  // 10: guard.admin.v1.ListAuditEventsResponse
+	(*RotateSigningKeyRequest)(nil),  // 11: guard.admin.v1.RotateSigningKeyRequest
+	(*RotateSigningKeyResponse)(nil), // 12: guard.admin.v1.RotateSigningKeyResponse
+	(*v1.User)(nil),                  // 13: guard.auth.v1.User
+	(*timestamppb.Timestamp)(nil),    // 14: google.protobuf.Timestamp
 }
 var file_guard_admin_v1_admin_proto_depIdxs = []int32{
-	11, // 0: guard.admin.v1.CreateUserResponse.user:type_name -> guard.auth.v1.User
-	11, // 1: guard.admin.v1.ListUsersResponse.users:type_name -> guard.auth.v1.User
-	11, // 2: guard.admin.v1.SetUserRolesResponse.user:type_name -> guard.auth.v1.User
-	12, // 3: guard.admin.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	13, // 0: guard.admin.v1.CreateUserResponse.user:type_name -> guard.auth.v1.User
+	13, // 1: guard.admin.v1.ListUsersResponse.users:type_name -> guard.auth.v1.User
+	13, // 2: guard.admin.v1.SetUserRolesResponse.user:type_name -> guard.auth.v1.User
+	14, // 3: guard.admin.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
 	8,  // 4: guard.admin.v1.ListAuditEventsResponse.events:type_name -> guard.admin.v1.AuditEvent
 	0,  // 5: guard.admin.v1.AdminService.CreateUser:input_type -> guard.admin.v1.CreateUserRequest
 	2,  // 6: guard.admin.v1.AdminService.ListUsers:input_type -> guard.admin.v1.ListUsersRequest
 	4,  // 7: guard.admin.v1.AdminService.SetUserRoles:input_type -> guard.admin.v1.SetUserRolesRequest
 	6,  // 8: guard.admin.v1.AdminService.DisableUser:input_type -> guard.admin.v1.DisableUserRequest
 	9,  // 9: guard.admin.v1.AdminService.ListAuditEvents:input_type -> guard.admin.v1.ListAuditEventsRequest
-	1,  // 10: guard.admin.v1.AdminService.CreateUser:output_type -> guard.admin.v1.CreateUserResponse
-	3,  // 11: guard.admin.v1.AdminService.ListUsers:output_type -> guard.admin.v1.ListUsersResponse
-	5,  // 12: guard.admin.v1.AdminService.SetUserRoles:output_type -> guard.admin.v1.SetUserRolesResponse
-	7,  // 13: guard.admin.v1.AdminService.DisableUser:output_type -> guard.admin.v1.DisableUserResponse
-	10, // 14: guard.admin.v1.AdminService.ListAuditEvents:output_type -> guard.admin.v1.ListAuditEventsResponse
-	10, // [10:15] is the sub-list for method output_type
-	5,  // [5:10] is the sub-list for method input_type
+	11, // 10: guard.admin.v1.AdminService.RotateSigningKey:input_type -> guard.admin.v1.RotateSigningKeyRequest
+	1,  // 11: guard.admin.v1.AdminService.CreateUser:output_type -> guard.admin.v1.CreateUserResponse
+	3,  // 12: guard.admin.v1.AdminService.ListUsers:output_type -> guard.admin.v1.ListUsersResponse
+	5,  // 13: guard.admin.v1.AdminService.SetUserRoles:output_type -> guard.admin.v1.SetUserRolesResponse
+	7,  // 14: guard.admin.v1.AdminService.DisableUser:output_type -> guard.admin.v1.DisableUserResponse
+	10, // 15: guard.admin.v1.AdminService.ListAuditEvents:output_type -> guard.admin.v1.ListAuditEventsResponse
+	12, // 16: guard.admin.v1.AdminService.RotateSigningKey:output_type -> guard.admin.v1.RotateSigningKeyResponse
+	11, // [11:17] is the sub-list for method output_type
+	5,  // [5:11] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
@@ -736,7 +825,7 @@ func file_guard_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_guard_admin_v1_admin_proto_rawDesc), len(file_guard_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

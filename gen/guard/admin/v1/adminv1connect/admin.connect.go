@@ -46,6 +46,9 @@ const (
 	// AdminServiceListAuditEventsProcedure is the fully-qualified name of the AdminService's
 	// ListAuditEvents RPC.
 	AdminServiceListAuditEventsProcedure = "/guard.admin.v1.AdminService/ListAuditEvents"
+	// AdminServiceRotateSigningKeyProcedure is the fully-qualified name of the AdminService's
+	// RotateSigningKey RPC.
+	AdminServiceRotateSigningKeyProcedure = "/guard.admin.v1.AdminService/RotateSigningKey"
 )
 
 // AdminServiceClient is a client for the guard.admin.v1.AdminService service.
@@ -60,6 +63,9 @@ type AdminServiceClient interface {
 	DisableUser(context.Context, *connect.Request[v1.DisableUserRequest]) (*connect.Response[v1.DisableUserResponse], error)
 	// ListAuditEvents lists audit events, newest first.
 	ListAuditEvents(context.Context, *connect.Request[v1.ListAuditEventsRequest]) (*connect.Response[v1.ListAuditEventsResponse], error)
+	// RotateSigningKey makes a new access token signing key; tokens signed by
+	// the previous key verify until they expire.
+	RotateSigningKey(context.Context, *connect.Request[v1.RotateSigningKeyRequest]) (*connect.Response[v1.RotateSigningKeyResponse], error)
 }
 
 // NewAdminServiceClient constructs a client for the guard.admin.v1.AdminService service. By
@@ -103,16 +109,23 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(adminServiceMethods.ByName("ListAuditEvents")),
 			connect.WithClientOptions(opts...),
 		),
+		rotateSigningKey: connect.NewClient[v1.RotateSigningKeyRequest, v1.RotateSigningKeyResponse](
+			httpClient,
+			baseURL+AdminServiceRotateSigningKeyProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("RotateSigningKey")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // adminServiceClient implements AdminServiceClient.
 type adminServiceClient struct {
-	createUser      *connect.Client[v1.CreateUserRequest, v1.CreateUserResponse]
-	listUsers       *connect.Client[v1.ListUsersRequest, v1.ListUsersResponse]
-	setUserRoles    *connect.Client[v1.SetUserRolesRequest, v1.SetUserRolesResponse]
-	disableUser     *connect.Client[v1.DisableUserRequest, v1.DisableUserResponse]
-	listAuditEvents *connect.Client[v1.ListAuditEventsRequest, v1.ListAuditEventsResponse]
+	createUser       *connect.Client[v1.CreateUserRequest, v1.CreateUserResponse]
+	listUsers        *connect.Client[v1.ListUsersRequest, v1.ListUsersResponse]
+	setUserRoles     *connect.Client[v1.SetUserRolesRequest, v1.SetUserRolesResponse]
+	disableUser      *connect.Client[v1.DisableUserRequest, v1.DisableUserResponse]
+	listAuditEvents  *connect.Client[v1.ListAuditEventsRequest, v1.ListAuditEventsResponse]
+	rotateSigningKey *connect.Client[v1.RotateSigningKeyRequest, v1.RotateSigningKeyResponse]
 }
 
 // CreateUser calls guard.admin.v1.AdminService.CreateUser.
@@ -140,6 +153,11 @@ func (c *adminServiceClient) ListAuditEvents(ctx context.Context, req *connect.R
 	return c.listAuditEvents.CallUnary(ctx, req)
 }
 
+// RotateSigningKey calls guard.admin.v1.AdminService.RotateSigningKey.
+func (c *adminServiceClient) RotateSigningKey(ctx context.Context, req *connect.Request[v1.RotateSigningKeyRequest]) (*connect.Response[v1.RotateSigningKeyResponse], error) {
+	return c.rotateSigningKey.CallUnary(ctx, req)
+}
+
 // AdminServiceHandler is an implementation of the guard.admin.v1.AdminService service.
 type AdminServiceHandler interface {
 	// CreateUser creates an account.
@@ -152,6 +170,9 @@ type AdminServiceHandler interface {
 	DisableUser(context.Context, *connect.Request[v1.DisableUserRequest]) (*connect.Response[v1.DisableUserResponse], error)
 	// ListAuditEvents lists audit events, newest first.
 	ListAuditEvents(context.Context, *connect.Request[v1.ListAuditEventsRequest]) (*connect.Response[v1.ListAuditEventsResponse], error)
+	// RotateSigningKey makes a new access token signing key; tokens signed by
+	// the previous key verify until they expire.
+	RotateSigningKey(context.Context, *connect.Request[v1.RotateSigningKeyRequest]) (*connect.Response[v1.RotateSigningKeyResponse], error)
 }
 
 // NewAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -191,6 +212,12 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(adminServiceMethods.ByName("ListAuditEvents")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceRotateSigningKeyHandler := connect.NewUnaryHandler(
+		AdminServiceRotateSigningKeyProcedure,
+		svc.RotateSigningKey,
+		connect.WithSchema(adminServiceMethods.ByName("RotateSigningKey")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/guard.admin.v1.AdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminServiceCreateUserProcedure:
@@ -203,6 +230,8 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceDisableUserHandler.ServeHTTP(w, r)
 		case AdminServiceListAuditEventsProcedure:
 			adminServiceListAuditEventsHandler.ServeHTTP(w, r)
+		case AdminServiceRotateSigningKeyProcedure:
+			adminServiceRotateSigningKeyHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -230,4 +259,8 @@ func (UnimplementedAdminServiceHandler) DisableUser(context.Context, *connect.Re
 
 func (UnimplementedAdminServiceHandler) ListAuditEvents(context.Context, *connect.Request[v1.ListAuditEventsRequest]) (*connect.Response[v1.ListAuditEventsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("guard.admin.v1.AdminService.ListAuditEvents is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) RotateSigningKey(context.Context, *connect.Request[v1.RotateSigningKeyRequest]) (*connect.Response[v1.RotateSigningKeyResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("guard.admin.v1.AdminService.RotateSigningKey is not implemented"))
 }
