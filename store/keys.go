@@ -110,3 +110,35 @@ func (db *DB) Secret(ctx context.Context, name string, size int) ([]byte, error)
 	}
 	return value, nil
 }
+
+// RetireSigningKeys schedules the retirement at at of every key created
+// before before, except keepID, the key that goes on signing. Keys already
+// retired, or due to retire no later than at, are left alone, so a call
+// never extends a key's life and repeating it changes nothing. It returns
+// how many keys it changed, and an error matching [ErrNotFound], changing
+// nothing, if keepID is not a key that is still offered at at: retiring
+// around a missing key would leave none to sign with.
+func (db *DB) RetireSigningKeys(ctx context.Context, keepID string, before, at time.Time) (int, error) {
+	var n int64
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var one int
+		if err := tx.QueryRowContext(ctx,
+			`SELECT 1 FROM signing_keys WHERE id = ? AND (retire_time IS NULL OR retire_time > ?)`,
+			keepID, micros(at)).Scan(&one); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx,
+			`UPDATE signing_keys SET retire_time = @at
+			WHERE id <> @keep AND create_time < @before AND (retire_time IS NULL OR retire_time > @at)`,
+			sql.Named("at", micros(at)), sql.Named("keep", keepID), sql.Named("before", micros(before)))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("retire signing keys other than %q: %w", keepID, classify(err))
+	}
+	return int(n), nil
+}

@@ -9,8 +9,9 @@
 // and upgraded by [Open] from the migrations embedded in the binary.
 //
 // Rows that do not exist are reported as [ErrNotFound] and unique-constraint
-// violations as [ErrConflict]; test for them with [errors.Is]. Times are kept
-// as unix microseconds and returned in UTC.
+// violations as [ErrConflict]; test for them with [errors.Is]. Refresh token
+// rotation adds [ErrReused] and [ErrExpired]. Times are kept as unix
+// microseconds and returned in UTC.
 package store
 
 import (
@@ -37,6 +38,12 @@ var (
 	// ErrConflict reports that a write would violate a uniqueness
 	// constraint, such as a second user with the same email.
 	ErrConflict = errors.New("store: conflict")
+	// ErrReused reports that a refresh token was presented after it had
+	// been spent: a sign that it was copied. See [DB.RotateRefreshToken].
+	ErrReused = errors.New("store: refresh token reused")
+	// ErrExpired reports that a credential exists but may no longer be
+	// used: it expired, or the session it belongs to was revoked or expired.
+	ErrExpired = errors.New("store: expired")
 )
 
 // IDPattern is the regular expression every id made by [NewID] matches.
@@ -44,6 +51,21 @@ const IDPattern = "^[a-z2-7]{26}$"
 
 // maxLimit bounds every list query, whatever the caller asks for.
 const maxLimit = 1000
+
+// Bounds on inputs. Callers validate earlier and with friendlier messages;
+// these keep a caller's bug from filling the database.
+const (
+	// maxNameLen bounds names, roles, scopes and similar short strings, in bytes.
+	maxNameLen = 256
+	// maxScopes bounds the scopes of an API key and the roles of a user.
+	maxScopes = 16
+	// maxHashLen bounds the hashes of cookies, refresh tokens and API key
+	// secrets: a SHA-512 digest fits.
+	maxHashLen = 64
+	// maxPasswordHashLen bounds encoded password hashes; an argon2id PHC
+	// string is about 100 bytes.
+	maxPasswordHashLen = 1024
+)
 
 // idEncoding is RFC 4648 base32 in lower case: ids stay readable in URLs and
 // logs and cannot be mistaken for one another by case-insensitive tools.

@@ -247,7 +247,14 @@ func TestDeleteUserCascades(t *testing.T) {
 	own := createNote(t, db, alice.ID, "alice's")
 	bobs := createNote(t, db, bob.ID, "bob's")
 	share(t, db, bobs.ID, alice.ID, store.PermissionRead)
-	if _, err := db.CreateSession(ctx, alice.ID, time.Now().Add(time.Hour)); err != nil {
+	sess, err := db.CreateSession(ctx, alice.ID, time.Now().Add(time.Hour), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateRefreshToken(ctx, sess.ID, []byte("refresh-hash"), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateAPIKey(ctx, store.APIKey{ID: store.NewID(), UserID: alice.ID, SecretHash: []byte("secret-hash")}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -258,7 +265,7 @@ func TestDeleteUserCascades(t *testing.T) {
 	if _, err := db.Note(ctx, own.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Note(owned by deleted user) error = %v, want ErrNotFound", err)
 	}
-	for _, table := range []string{"user_roles", "sessions", "note_shares"} {
+	for _, table := range []string{"user_roles", "sessions", "refresh_tokens", "api_keys", "note_shares"} {
 		if got := count(t, db, table); got != 0 {
 			t.Errorf("%s rows = %d, want 0", table, got)
 		}
@@ -1035,12 +1042,12 @@ func TestSessions(t *testing.T) {
 	u := createUser(t, db, "a@example.com")
 	expire := time.Date(2030, 2, 1, 0, 0, 0, 123_456_789, time.FixedZone("X", 3600))
 
-	s, err := db.CreateSession(ctx, u.ID, expire)
+	s, err := db.CreateSession(ctx, u.ID, expire, nil)
 	if err != nil {
 		t.Fatalf("CreateSession() error = %v", err)
 	}
-	if !s.ExpireTime.Equal(expire.Truncate(time.Microsecond)) || s.RevokeTime != nil || s.UserID != u.ID {
-		t.Errorf("CreateSession() = %+v, want user %s, expiry %v, not revoked", s, u.ID, expire)
+	if !s.ExpireTime.Equal(expire.Truncate(time.Microsecond)) || s.RevokeTime != nil || s.UserID != u.ID || s.Cookie {
+		t.Errorf("CreateSession() = %+v, want user %s, expiry %v, not revoked, no cookie", s, u.ID, expire)
 	}
 	loaded, err := db.Session(ctx, s.ID)
 	if err != nil {
@@ -1077,7 +1084,7 @@ func TestSessions(t *testing.T) {
 	}{
 		{"session", func() error { _, err := db.Session(ctx, store.NewID()); return err }},
 		{"revoke", func() error { return db.RevokeSession(ctx, store.NewID()) }},
-		{"create_for_missing_user", func() error { _, err := db.CreateSession(ctx, store.NewID(), expire); return err }},
+		{"create_for_missing_user", func() error { _, err := db.CreateSession(ctx, store.NewID(), expire, nil); return err }},
 	}
 	for _, tt := range missing {
 		t.Run(tt.name, func(t *testing.T) {

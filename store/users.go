@@ -41,20 +41,48 @@ func scanUser(s scanner) (User, string, error) {
 	if err := s.Scan(&u.ID, &u.Email, &hash, &disabled, &create, &update, &rolesJSON); err != nil {
 		return User{}, "", err
 	}
-	var roles []string
-	if err := json.Unmarshal([]byte(rolesJSON), &roles); err != nil {
-		return User{}, "", fmt.Errorf("decode roles: %w", err)
+	roles, err := decodeRoles(rolesJSON)
+	if err != nil {
+		return User{}, "", err
 	}
-	u.Roles = normalizeRoles(roles)
+	u.Roles = roles
 	u.Disabled = disabled
 	u.CreateTime = fromMicros(create)
 	u.UpdateTime = fromMicros(update)
 	return u, hash, nil
 }
 
-// normalizeRoles returns a sorted copy of roles without duplicates, never nil.
-func normalizeRoles(roles []string) []string {
-	out := slices.Clone(roles)
+// decodeRoles decodes roles selected as a JSON array, returning them
+// sorted, free of duplicates and never nil.
+func decodeRoles(rolesJSON string) ([]string, error) {
+	var roles []string
+	if err := json.Unmarshal([]byte(rolesJSON), &roles); err != nil {
+		return nil, fmt.Errorf("decode roles: %w", err)
+	}
+	return sortedUnique(roles), nil
+}
+
+// checkNames returns an error unless names, such as roles or scopes, are at
+// most maxScopes non-empty strings of at most maxNameLen bytes each.
+func checkNames(what string, names []string) error {
+	if len(names) > maxScopes {
+		return fmt.Errorf("%d %ss, want at most %d", len(names), what, maxScopes)
+	}
+	for _, n := range names {
+		if n == "" {
+			return fmt.Errorf("empty %s", what)
+		}
+		if len(n) > maxNameLen {
+			return fmt.Errorf("%s of %d bytes, want at most %d", what, len(n), maxNameLen)
+		}
+	}
+	return nil
+}
+
+// sortedUnique returns a sorted copy of ss, such as roles or scopes,
+// without duplicates and never nil.
+func sortedUnique(ss []string) []string {
+	out := slices.Clone(ss)
 	if out == nil {
 		out = []string{}
 	}
@@ -71,7 +99,7 @@ func (db *DB) CreateUser(ctx context.Context, email, passwordHash string, roles 
 	u := User{
 		ID:         NewID(),
 		Email:      email,
-		Roles:      normalizeRoles(roles),
+		Roles:      sortedUnique(roles),
 		CreateTime: now,
 		UpdateTime: now,
 	}
@@ -151,4 +179,109 @@ func (db *DB) ListUsers(ctx context.Context, afterID string, limit int) ([]User,
 		return nil, fmt.Errorf("list users after %q: %w", afterID, err)
 	}
 	return users, nil
+}
+
+// PasswordHash returns the password hash of the user userID, or an error
+// matching [ErrNotFound].
+func (db *DB) PasswordHash(ctx context.Context, userID string) (string, error) {
+	var hash string
+	err := db.sql.QueryRowContext(ctx, `SELECT password_hash FROM users WHERE id = ?`, userID).Scan(&hash)
+	if err != nil {
+		return "", fmt.Errorf("load password hash of user %q: %w", userID, classify(err))
+	}
+	return hash, nil
+}
+
+// SetPasswordHash replaces the password hash of the user userID and sets
+// its update time. It does not end the user's sessions; callers that should
+// do so call [DB.RevokeUserSessions]. It returns an error matching
+// [ErrNotFound] if the user does not exist.
+func (db *DB) SetPasswordHash(ctx context.Context, userID, hash string) error {
+	// An empty hash could match an empty password in a careless verifier.
+	if hash == "" || len(hash) > maxPasswordHashLen {
+		return fmt.Errorf("set password hash of user %q: hash of %d bytes, want 1 to %d", userID, len(hash), maxPasswordHashLen)
+	}
+	res, err := db.sql.ExecContext(ctx,
+		`UPDATE users SET password_hash = ?, update_time = ? WHERE id = ?`,
+		hash, micros(db.timestamp()), userID)
+	if err != nil {
+		return fmt.Errorf("set password hash of user %q: %w", userID, classify(err))
+	}
+	if err := affected(res); err != nil {
+		return fmt.Errorf("set password hash of user %q: %w", userID, err)
+	}
+	return nil
+}
+
+// SetUserRoles replaces the roles of the user userID with roles, less
+// duplicates, sets its update time and returns the updated user, all in
+// one transaction. At most 16 distinct roles of 1 to 256 bytes each are
+// accepted. It returns an error matching [ErrNotFound] if the user does not
+// exist.
+func (db *DB) SetUserRoles(ctx context.Context, userID string, roles []string) (User, error) {
+	roles = sortedUnique(roles)
+	if err := checkNames("role", roles); err != nil {
+		return User{}, fmt.Errorf("set roles of user %q: %w", userID, err)
+	}
+	var u User
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET update_time = ? WHERE id = ?`, micros(db.timestamp()), userID)
+		if err != nil {
+			return err
+		}
+		if err := affected(res); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM user_roles WHERE user_id = ?`, userID); err != nil {
+			return err
+		}
+		for _, r := range roles {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO user_roles (user_id, role) VALUES (?, ?)`, userID, r); err != nil {
+				return err
+			}
+		}
+		u, _, err = scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users u WHERE u.id = ?`, userID))
+		return err
+	})
+	if err != nil {
+		return User{}, fmt.Errorf("set roles of user %q: %w", userID, classify(err))
+	}
+	return u, nil
+}
+
+// DisableUser disables the user userID and revokes all its sessions and
+// API keys, in one transaction, so that every later check of the user,
+// its sessions or its keys refuses. Disabling a disabled user succeeds and keeps
+// the first revoke times. It returns an error matching [ErrNotFound] if the
+// user does not exist.
+func (db *DB) DisableUser(ctx context.Context, userID string) error {
+	now := micros(db.timestamp())
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		// SET reads the old values: update_time moves only on the first call.
+		res, err := tx.ExecContext(ctx,
+			`UPDATE users SET
+				update_time = CASE disabled WHEN 0 THEN ? ELSE update_time END,
+				disabled = 1
+			WHERE id = ?`,
+			now, userID)
+		if err != nil {
+			return err
+		}
+		if err := affected(res); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx,
+			`UPDATE sessions SET revoke_time = ? WHERE user_id = ? AND revoke_time IS NULL`,
+			now, userID); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx,
+			`UPDATE api_keys SET revoke_time = ? WHERE user_id = ? AND revoke_time IS NULL`,
+			now, userID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("disable user %q: %w", userID, classify(err))
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -62,8 +63,8 @@ func PrincipalFrom(ctx context.Context) (*Principal, bool) {
 	return p, ok && p != nil
 }
 
-// ErrExpired is returned (wrapped) by a TokenVerifier for a credential that
-// was valid but has expired; callers are told so, and nothing more.
+// ErrExpired is returned (wrapped) by a verifier for a credential that was
+// valid but has expired; callers are told so, and nothing more.
 var ErrExpired = errors.New("credential expired")
 
 // TokenVerifier checks a bearer token and says who presented it.
@@ -71,8 +72,18 @@ type TokenVerifier interface {
 	VerifyToken(ctx context.Context, token string) (*Principal, error)
 }
 
-// maxTokenLen bounds what is handed to a verifier.
-const maxTokenLen = 4096
+// APIKeyVerifier checks an API key.
+type APIKeyVerifier interface {
+	VerifyAPIKey(ctx context.Context, key string) (*Principal, error)
+}
+
+// SessionVerifier checks the value of a session cookie.
+type SessionVerifier interface {
+	VerifySession(ctx context.Context, cookie string) (*Principal, error)
+}
+
+// maxCredentialLen bounds what is handed to a verifier.
+const maxCredentialLen = 4096
 
 // Interceptor authenticates calls.
 type Interceptor struct {
@@ -80,16 +91,35 @@ type Interceptor struct {
 }
 
 // NewInterceptor returns an Interceptor that authenticates every
-// non-public method of table with tokens.
-func NewInterceptor(table *policy.Table, tokens TokenVerifier) *Interceptor {
+// non-public method of table: bearer tokens with tokens, and API keys and
+// session cookies when the options enable them.
+func NewInterceptor(table *policy.Table, tokens TokenVerifier, opts ...Option) *Interceptor {
 	a := &authenticator{table: table, tokens: tokens}
+	for _, o := range opts {
+		o.apply(a)
+	}
 	return &Interceptor{callcheck.New(a.check)}
 }
 
 type authenticator struct {
 	table  *policy.Table
 	tokens TokenVerifier
+
+	keyPrefix string
+	keys      APIKeyVerifier
+
+	cookieName     string
+	sessions       SessionVerifier
+	allowedOrigins []string
 }
+
+type credentialKind int
+
+const (
+	kindToken credentialKind = iota + 1
+	kindAPIKey
+	kindCookie
+)
 
 func (a *authenticator) check(ctx context.Context, call callcheck.Call) (context.Context, error) {
 	rule, ok := a.table.Lookup(call.Spec.Procedure)
@@ -99,15 +129,26 @@ func (a *authenticator) check(ctx context.Context, call callcheck.Call) (context
 	if rule.Public {
 		return ctx, nil
 	}
-	token, err := bearerToken(call.Header)
+	kind, value, err := a.credential(call.Header)
 	if err != nil {
 		return ctx, err
 	}
-	p, verr := a.tokens.VerifyToken(ctx, token)
+	var p *Principal
+	switch kind {
+	case kindToken:
+		p, err = a.tokens.VerifyToken(ctx, value)
+	case kindAPIKey:
+		p, err = a.keys.VerifyAPIKey(ctx, value)
+	case kindCookie:
+		if cerr := a.checkCrossSite(call.Header); cerr != nil {
+			return ctx, cerr
+		}
+		p, err = a.sessions.VerifySession(ctx, value)
+	}
 	switch {
-	case errors.Is(verr, ErrExpired):
+	case errors.Is(err, ErrExpired):
 		return ctx, refuse("credentials expired", `error="invalid_token", error_description="expired"`)
-	case verr != nil || p == nil:
+	case err != nil || p == nil:
 		return ctx, refuse("invalid credentials", `error="invalid_token"`)
 	}
 	if o, ok := ctx.Value(observedKey{}).(*Observed); ok {
@@ -116,19 +157,109 @@ func (a *authenticator) check(ctx context.Context, call callcheck.Call) (context
 	return context.WithValue(ctx, principalKey{}, p), nil
 }
 
-func bearerToken(h http.Header) (string, error) {
-	values := h.Values("Authorization")
+// credential finds the one credential of a call. Two credentials, even
+// of different kinds or naming the same user, are refused: merging them
+// would let one vouch for the other.
+func (a *authenticator) credential(h http.Header) (credentialKind, string, error) {
+	var (
+		kind  credentialKind
+		value string
+		count int
+	)
+	found := func(k credentialKind, v string) {
+		kind, value = k, v
+		count++
+	}
+	auth := h.Values("Authorization")
+	if len(auth) > 1 {
+		return 0, "", refuse("more than one credential", `error="invalid_request"`)
+	}
+	if len(auth) == 1 {
+		scheme, token, ok := strings.Cut(auth[0], " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > maxCredentialLen {
+			return 0, "", refuse("invalid credentials", `error="invalid_request"`)
+		}
+		if a.keys != nil && strings.HasPrefix(token, a.keyPrefix) {
+			found(kindAPIKey, token)
+		} else {
+			found(kindToken, token)
+		}
+	}
+	if a.keys != nil {
+		switch keys := h.Values("X-API-Key"); {
+		case len(keys) > 1:
+			return 0, "", refuse("more than one credential", `error="invalid_request"`)
+		case len(keys) == 1:
+			if keys[0] == "" || len(keys[0]) > maxCredentialLen {
+				return 0, "", refuse("invalid credentials", `error="invalid_request"`)
+			}
+			found(kindAPIKey, keys[0])
+		}
+	}
+	if a.sessions != nil {
+		var cookies []string
+		for _, line := range h.Values("Cookie") {
+			parsed, err := http.ParseCookie(line)
+			if err != nil {
+				continue // unparseable cookie lines carry no session
+			}
+			for _, c := range parsed {
+				if c.Name == a.cookieName {
+					cookies = append(cookies, c.Value)
+				}
+			}
+		}
+		switch {
+		case len(cookies) > 1:
+			return 0, "", refuse("more than one credential", `error="invalid_request"`)
+		case len(cookies) == 1:
+			if cookies[0] == "" || len(cookies[0]) > maxCredentialLen {
+				return 0, "", refuse("invalid credentials", `error="invalid_request"`)
+			}
+			found(kindCookie, cookies[0])
+		}
+	}
 	switch {
-	case len(values) == 0:
-		return "", refuse("authentication required", "")
-	case len(values) > 1:
-		return "", refuse("more than one credential", `error="invalid_request"`)
+	case count == 0:
+		return 0, "", refuse("authentication required", "")
+	case count > 1:
+		return 0, "", refuse("more than one credential", `error="invalid_request"`)
 	}
-	scheme, token, ok := strings.Cut(values[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > maxTokenLen {
-		return "", refuse("invalid credentials", `error="invalid_request"`)
+	return kind, value, nil
+}
+
+// checkCrossSite is the CSRF defence for cookie-authenticated calls, which
+// a browser attaches whoever made the page. It refuses:
+//   - content types a page on any site may POST without a CORS preflight
+//     (forms and text/plain);
+//   - requests the browser marks as cross-site or same-site
+//     (Sec-Fetch-Site) from an origin not in the allow-list;
+//   - without Sec-Fetch-Site (older browsers), any Origin not in the
+//     allow-list.
+func (a *authenticator) checkCrossSite(h http.Header) error {
+	mediaType, _, _ := strings.Cut(h.Get("Content-Type"), ";")
+	switch strings.ToLower(strings.TrimSpace(mediaType)) {
+	case "text/plain", "application/x-www-form-urlencoded", "multipart/form-data":
+		return crossSite("content type not allowed with a session cookie")
 	}
-	return token, nil
+	origin := h.Get("Origin")
+	switch h.Get("Sec-Fetch-Site") {
+	case "same-origin", "none":
+		return nil
+	case "":
+		if origin == "" || slices.Contains(a.allowedOrigins, origin) {
+			return nil
+		}
+	default: // same-site, cross-site, or anything unknown
+		if origin != "" && slices.Contains(a.allowedOrigins, origin) {
+			return nil
+		}
+	}
+	return crossSite("cross-site request refused")
+}
+
+func crossSite(msg string) *connect.Error {
+	return connect.NewError(connect.CodePermissionDenied, errors.New(msg))
 }
 
 // refuse builds an unauthenticated error with an RFC 6750 challenge.

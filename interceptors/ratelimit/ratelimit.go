@@ -77,16 +77,25 @@ func callerIP(ctx context.Context, peer connect.Peer) netip.Addr {
 
 // Error is the refusal for a Decision that did not allow the call.
 func Error(d Decision) *connect.Error {
-	secs := int64(d.RetryAfter / time.Second)
-	err := connect.NewError(connect.CodeResourceExhausted,
-		fmt.Errorf("rate limit exceeded: retry in %d s", secs))
-	if detail, derr := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(d.RetryAfter)}); derr == nil {
+	return Exhausted("rate limit exceeded", d.Limit, d.RetryAfter)
+}
+
+// Exhausted is a resource_exhausted refusal saying msg and when to retry:
+// the Retry-After and RateLimit-* headers and a google.rpc.RetryInfo
+// detail. Other budgets (such as login lockouts) refuse with it too; with
+// limit 0 the RateLimit-* headers are left out.
+func Exhausted(msg string, limit int, retryAfter time.Duration) *connect.Error {
+	secs := int64(retryAfter / time.Second)
+	err := connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("%s: retry in %d s", msg, secs))
+	if detail, derr := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter)}); derr == nil {
 		err.AddDetail(detail)
 	}
 	err.Meta().Set("Retry-After", strconv.FormatInt(secs, 10))
-	err.Meta().Set("RateLimit-Limit", strconv.Itoa(d.Limit))
-	err.Meta().Set("RateLimit-Remaining", "0")
-	err.Meta().Set("RateLimit-Reset", strconv.FormatInt(secs, 10))
+	if limit > 0 {
+		err.Meta().Set("RateLimit-Limit", strconv.Itoa(limit))
+		err.Meta().Set("RateLimit-Remaining", "0")
+		err.Meta().Set("RateLimit-Reset", strconv.FormatInt(secs, 10))
+	}
 	return err
 }
 

@@ -18,23 +18,29 @@ import (
 
 // Config is every setting of the server.
 type Config struct {
-	Addr            string
-	DBPath          string
-	AdminEmail      string
-	AdminPassword   string // environment only: a flag would show in ps
-	Issuer          string
-	Audience        string
-	AccessTokenTTL  time.Duration
-	SessionTTL      time.Duration
-	CORSOrigins     []string
-	TrustedProxies  []netip.Prefix
-	IPRateLimit     int
-	IPRateWindow    time.Duration
-	MaxBodyBytes    int
-	Reflection      bool
-	LogLevel        slog.Level
-	LogFormat       string
-	ShutdownTimeout time.Duration
+	Addr              string
+	DBPath            string
+	AdminEmail        string
+	AdminPassword     string // environment only: a flag would show in ps
+	Issuer            string
+	Audience          string
+	AccessTokenTTL    time.Duration
+	SessionTTL        time.Duration
+	IdleTimeout       time.Duration
+	LockoutFailures   int
+	LockoutWindow     time.Duration
+	LockoutDuration   time.Duration
+	LockoutMax        time.Duration
+	IPLockoutFailures int
+	CORSOrigins       []string
+	TrustedProxies    []netip.Prefix
+	IPRateLimit       int
+	IPRateWindow      time.Duration
+	MaxBodyBytes      int
+	Reflection        bool
+	LogLevel          slog.Level
+	LogFormat         string
+	ShutdownTimeout   time.Duration
 }
 
 // Parse reads args (without the program name) and the environment through
@@ -95,6 +101,12 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	str(&c.Audience, "audience", "guard-api", "access token audience (aud)")
 	dur(&c.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "access token lifetime")
 	dur(&c.SessionTTL, "session-ttl", 7*24*time.Hour, "absolute session lifetime")
+	dur(&c.IdleTimeout, "session-idle-timeout", 30*time.Minute, "a cookie session unused this long ends")
+	num(&c.LockoutFailures, "lockout-failures", 5, "failed logins per account within -lockout-window that lock it")
+	dur(&c.LockoutWindow, "lockout-window", 15*time.Minute, "window in which failed logins are counted")
+	dur(&c.LockoutDuration, "lockout-duration", 15*time.Minute, "first lockout; doubles with each repeated lockout")
+	dur(&c.LockoutMax, "lockout-max", 24*time.Hour, "longest lockout")
+	num(&c.IPLockoutFailures, "ip-lockout-failures", 20, "failed logins per client IP within -lockout-window that lock the IP")
 	str(&origins, "cors-origins", "", "comma-separated browser origins allowed to call the API, such as https://app.example.com")
 	str(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
 	num(&c.IPRateLimit, "ip-rate-limit", 600, "requests per client IP per -ip-rate-window, for all endpoints")
@@ -160,6 +172,12 @@ func (c *Config) Validate() error {
 	}
 	if c.SessionTTL < c.AccessTokenTTL {
 		bad("-session-ttl: %s is shorter than -access-token-ttl", c.SessionTTL)
+	}
+	if c.IdleTimeout < time.Minute {
+		bad("-session-idle-timeout: %s is shorter than 1m", c.IdleTimeout)
+	}
+	if c.LockoutFailures < 1 || c.IPLockoutFailures < 1 || c.LockoutWindow <= 0 || c.LockoutDuration <= 0 || c.LockoutMax < c.LockoutDuration {
+		bad("-lockout-*: failures must be at least 1, durations positive, -lockout-max at least -lockout-duration")
 	}
 	if c.IPRateLimit < 1 || c.IPRateWindow <= 0 {
 		bad("-ip-rate-limit and -ip-rate-window must be positive")

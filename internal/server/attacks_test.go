@@ -347,13 +347,15 @@ func TestLoginDoesNotRevealAccounts(t *testing.T) {
 
 // TestLoginRateLimitedPerIP: the Login policy allows 20 calls a minute per
 // IP; X-Forwarded-For from an untrusted peer does not buy a fresh budget.
+// (Lockouts are raised out of the way: each attempt names another account.)
 func TestLoginRateLimitedPerIP(t *testing.T) {
 	t.Parallel()
-	srv := servertest.Start(t)
+	srv := servertest.Start(t, "-ip-lockout-failures=1000")
 	body := `{"email":"nobody@example.com","password":"wrong password!"}`
 	for i := range 20 {
 		h := http.Header{"X-Forwarded-For": {"10.9.8." + string(rune('0'+i%10))}}
-		if res, b := post(t, srv, "/guard.auth.v1.AuthService/Login", body, h); res.StatusCode != http.StatusUnauthorized {
+		b := strings.Replace(body, "nobody", "nobody"+string(rune('a'+i)), 1)
+		if res, b := post(t, srv, "/guard.auth.v1.AuthService/Login", b, h); res.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("attempt %d: got HTTP %d %s, want 401", i, res.StatusCode, b)
 		}
 	}

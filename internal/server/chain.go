@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"log/slog"
+	"net/http"
 
 	"buf.build/go/protovalidate"
 	"connectrpc.com/connect"
@@ -15,16 +16,27 @@ import (
 	"github.com/connectguard/guard/interceptors/policy"
 	"github.com/connectguard/guard/interceptors/ratelimit"
 	"github.com/connectguard/guard/interceptors/recovery"
+	"github.com/connectguard/guard/service/auth"
 )
+
+// credentials verifies every kind of credential authn accepts.
+type credentials interface {
+	authn.TokenVerifier
+	authn.APIKeyVerifier
+	authn.SessionVerifier
+}
 
 // chainDeps are what the interceptors need.
 type chainDeps struct {
-	log       *slog.Logger
-	table     *policy.Table
-	tokens    authn.TokenVerifier
-	limiter   *ratelimit.Limiter
-	audit     audit.Recorder
-	resolvers map[string]ownership.Resolver
+	log   *slog.Logger
+	table *policy.Table
+	auth  credentials
+	jwks  http.Handler // public signing keys; nil serves none
+	// corsOrigins may call with the session cookie cross-site.
+	corsOrigins []string
+	limiter     *ratelimit.Limiter
+	audit       audit.Recorder
+	resolvers   map[string]ownership.Resolver
 }
 
 // chain returns the interceptors of every RPC, outermost first. This is the
@@ -58,7 +70,9 @@ func chain(d chainDeps) ([]connect.Interceptor, error) {
 		recovery.NewInterceptor(d.log),
 		accesslog.NewInterceptor(d.log),
 		audit.NewInterceptor(d.table, d.audit, d.log),
-		authn.NewInterceptor(d.table, d.tokens),
+		authn.NewInterceptor(d.table, d.auth,
+			authn.WithAPIKeys(auth.APIKeyPrefix, d.auth),
+			authn.WithSessionCookie(auth.CookieName, d.auth, d.corsOrigins)),
 		ratelimit.NewInterceptor(d.table, d.limiter),
 		authz.NewInterceptor(d.table),
 		validate.NewInterceptor(validate.WithValidator(validator)),

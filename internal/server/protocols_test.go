@@ -8,6 +8,7 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"github.com/connectguard/guard/clients/goclient"
+	adminv1 "github.com/connectguard/guard/gen/guard/admin/v1"
 	authv1 "github.com/connectguard/guard/gen/guard/auth/v1"
 	notesv1 "github.com/connectguard/guard/gen/guard/notes/v1"
 	"github.com/connectguard/guard/internal/servertest"
@@ -74,10 +75,16 @@ func TestProtocolsAgree(t *testing.T) {
 		add(err) // not_found: not shared with the viewer
 		_, err = m.Notes.CreateNote(ctx, connect.NewRequest(&notesv1.CreateNoteRequest{Title: ""}))
 		add(err) // invalid_argument
-		_, err = m.Auth.Logout(ctx, connect.NewRequest(&authv1.LogoutRequest{}))
-		add(err) // unimplemented, after the checks passed
+		_, err = m.Admin.ListAuditEvents(ctx, connect.NewRequest(&adminv1.ListAuditEventsRequest{}))
+		add(err) // permission_denied: admin only
 		_, err = m.Notes.DeleteNote(ctx, connect.NewRequest(&notesv1.DeleteNoteRequest{Id: id}))
 		add(err)
+		// The member logs in afresh, logs out, and the token stops working at once.
+		fresh := srv.Client(p, srv.Login(member.Email, member.Password))
+		_, err = fresh.Auth.Logout(ctx, connect.NewRequest(&authv1.LogoutRequest{}))
+		add(err)
+		_, err = fresh.Auth.WhoAmI(ctx, connect.NewRequest(&authv1.WhoAmIRequest{}))
+		add(err) // unauthenticated: session revoked
 		return got
 	}
 
@@ -87,8 +94,10 @@ func TestProtocolsAgree(t *testing.T) {
 		{connect.CodePermissionDenied, "requires one of the roles: admin, member"},
 		{connect.CodeNotFound, "note not found"},
 		{connect.CodeInvalidArgument, "validation error: title: must be at least 1 characters"},
-		{connect.CodeUnimplemented, "guard.auth.v1.AuthService.Logout is not implemented"},
+		{connect.CodePermissionDenied, "requires one of the roles: admin"},
 		{},
+		{},
+		{connect.CodeUnauthenticated, "invalid credentials"},
 	}
 	for _, p := range protocols {
 		got := script(p)

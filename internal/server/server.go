@@ -32,6 +32,7 @@ import (
 	"github.com/connectguard/guard/interceptors/ratelimit"
 	"github.com/connectguard/guard/interceptors/requestid"
 	"github.com/connectguard/guard/internal/config"
+	"github.com/connectguard/guard/internal/lockout"
 	"github.com/connectguard/guard/internal/pagetoken"
 	"github.com/connectguard/guard/internal/password"
 	"github.com/connectguard/guard/internal/token"
@@ -144,9 +145,14 @@ func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *p
 		return nil, chainDeps{}, err
 	}
 
-	authSvc := auth.New(db, hasher, tokens, cfg.SessionTTL, log)
+	guard := lockout.New(
+		lockout.Policy{MaxFailures: cfg.LockoutFailures, Window: cfg.LockoutWindow, Lockout: cfg.LockoutDuration, MaxLockout: cfg.LockoutMax},
+		lockout.Policy{MaxFailures: cfg.IPLockoutFailures, Window: cfg.LockoutWindow, Lockout: cfg.LockoutDuration, MaxLockout: cfg.LockoutMax},
+	)
+	authSvc := auth.New(db, hasher, tokens, keys, guard, log,
+		auth.WithSessionTTL(cfg.SessionTTL), auth.WithIdleTimeout(cfg.IdleTimeout), auth.WithTokenTTL(cfg.AccessTokenTTL))
 	notesSvc := notes.New(db, pages, log)
-	adminSvc := admin.New(db, hasher, pages, log)
+	adminSvc := admin.New(db, hasher, pages, authSvc, log)
 	services := []service{
 		{authv1.File_guard_auth_v1_auth_proto.Services().ByName("AuthService"), func(o ...connect.HandlerOption) (string, http.Handler) {
 			return authv1connect.NewAuthServiceHandler(authSvc, o...)
@@ -159,11 +165,13 @@ func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *p
 		}},
 	}
 	return services, chainDeps{
-		log:       log,
-		tokens:    authSvc,
-		limiter:   ratelimit.NewLimiter(),
-		audit:     auditStore{db},
-		resolvers: map[string]ownership.Resolver{"note": notesSvc},
+		log:         log,
+		auth:        authSvc,
+		jwks:        auth.JWKSHandler(keys),
+		corsOrigins: cfg.CORSOrigins,
+		limiter:     ratelimit.NewLimiter(),
+		audit:       auditStore{db},
+		resolvers:   map[string]ownership.Resolver{"note": notesSvc},
 	}, nil
 }
 
@@ -192,12 +200,16 @@ func mount(cfg config.Config, services []service, d chainDeps) (http.Handler, er
 	for _, s := range services {
 		mux.Handle(s.mount(opts...))
 	}
+	if d.jwks != nil {
+		mux.Handle("GET /.well-known/jwks.json", d.jwks)
+	}
 	// Health and reflection are public by nature and carry no policy; they
 	// still sit behind the HTTP layer (per-IP limit, body limit).
 	plain := connect.WithReadMaxBytes(cfg.MaxBodyBytes)
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...), plain))
 	if cfg.Reflection {
-		reflector := grpcreflect.NewStaticReflector(names...)
+		reflector := grpcreflect.NewStaticReflector(append(names, grpchealth.HealthV1ServiceName,
+			grpcreflect.ReflectV1ServiceName, grpcreflect.ReflectV1AlphaServiceName)...)
 		mux.Handle(grpcreflect.NewHandlerV1(reflector, plain))
 		mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, plain))
 	}

@@ -5,12 +5,15 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"slices"
 
 	"connectrpc.com/connect"
 	adminv1 "github.com/connectguard/guard/gen/guard/admin/v1"
 	"github.com/connectguard/guard/gen/guard/admin/v1/adminv1connect"
 	authv1 "github.com/connectguard/guard/gen/guard/auth/v1"
+	"github.com/connectguard/guard/interceptors/authn"
 	"github.com/connectguard/guard/internal/pagetoken"
 	"github.com/connectguard/guard/internal/password"
 	"github.com/connectguard/guard/internal/rpcerr"
@@ -22,6 +25,15 @@ import (
 type Store interface {
 	CreateUser(ctx context.Context, email, passwordHash string, roles []string) (store.User, error)
 	ListUsers(ctx context.Context, afterID string, limit int) ([]store.User, error)
+	SetUserRoles(ctx context.Context, userID string, roles []string) (store.User, error)
+	DisableUser(ctx context.Context, userID string) error
+}
+
+// Credentials is the part of the auth service that administration drives.
+type Credentials interface {
+	// InvalidateUser makes the user's next request re-read its state.
+	InvalidateUser(userID string)
+	RotateSigningKey(ctx context.Context) (string, error)
 }
 
 // Service implements AdminService. Methods not built yet answer
@@ -32,14 +44,15 @@ type Service struct {
 	store  Store
 	hasher *password.Hasher
 	pages  *pagetoken.Codec
+	creds  Credentials
 	log    *slog.Logger
 }
 
 var _ adminv1connect.AdminServiceHandler = (*Service)(nil)
 
 // New returns a Service.
-func New(st Store, hasher *password.Hasher, pages *pagetoken.Codec, log *slog.Logger) *Service {
-	return &Service{store: st, hasher: hasher, pages: pages, log: log}
+func New(st Store, hasher *password.Hasher, pages *pagetoken.Codec, creds Credentials, log *slog.Logger) *Service {
+	return &Service{store: st, hasher: hasher, pages: pages, creds: creds, log: log}
 }
 
 // CreateUser implements AdminService.
@@ -84,4 +97,46 @@ func (s *Service) ListUsers(ctx context.Context, req *connect.Request[adminv1.Li
 		res.Users[i] = auth.UserToProto(u)
 	}
 	return connect.NewResponse(res), nil
+}
+
+// SetUserRoles implements AdminService. The new roles apply from the
+// user's next request. An admin cannot remove its own admin role, so the
+// last admin cannot lock everyone out by mistake.
+func (s *Service) SetUserRoles(ctx context.Context, req *connect.Request[adminv1.SetUserRolesRequest]) (*connect.Response[adminv1.SetUserRolesResponse], error) {
+	if self(ctx, req.Msg.GetUserId()) && !slices.Contains(req.Msg.GetRoles(), "admin") {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("an admin cannot remove its own admin role"))
+	}
+	u, err := s.store.SetUserRoles(ctx, req.Msg.GetUserId(), req.Msg.GetRoles())
+	if err != nil {
+		return nil, rpcerr.FromStore(ctx, s.log, "user", err)
+	}
+	s.creds.InvalidateUser(u.ID)
+	return connect.NewResponse(&adminv1.SetUserRolesResponse{User: auth.UserToProto(u)}), nil
+}
+
+// DisableUser implements AdminService: the user can no longer log in, and
+// every session and API key of theirs stops working at once.
+func (s *Service) DisableUser(ctx context.Context, req *connect.Request[adminv1.DisableUserRequest]) (*connect.Response[adminv1.DisableUserResponse], error) {
+	if self(ctx, req.Msg.GetUserId()) {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("an admin cannot disable itself"))
+	}
+	if err := s.store.DisableUser(ctx, req.Msg.GetUserId()); err != nil {
+		return nil, rpcerr.FromStore(ctx, s.log, "user", err)
+	}
+	s.creds.InvalidateUser(req.Msg.GetUserId())
+	return connect.NewResponse(&adminv1.DisableUserResponse{}), nil
+}
+
+// RotateSigningKey implements AdminService.
+func (s *Service) RotateSigningKey(ctx context.Context, _ *connect.Request[adminv1.RotateSigningKeyRequest]) (*connect.Response[adminv1.RotateSigningKeyResponse], error) {
+	kid, err := s.creds.RotateSigningKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&adminv1.RotateSigningKeyResponse{KeyId: kid}), nil
+}
+
+func self(ctx context.Context, userID string) bool {
+	p, ok := authn.PrincipalFrom(ctx)
+	return ok && p.UserID == userID
 }

@@ -1,20 +1,30 @@
 // Package auth implements guard.auth.v1.AuthService and the verification
-// of the credentials it issues (authn.TokenVerifier).
+// of the credentials it issues: access tokens (authn.TokenVerifier),
+// session cookies (authn.SessionVerifier) and API keys
+// (authn.APIKeyVerifier).
 package auth
 
 import (
 	"context"
-	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
 	authv1 "github.com/connectguard/guard/gen/guard/auth/v1"
 	"github.com/connectguard/guard/gen/guard/auth/v1/authv1connect"
 	"github.com/connectguard/guard/interceptors/authn"
+	"github.com/connectguard/guard/interceptors/clientip"
+	"github.com/connectguard/guard/interceptors/ratelimit"
+	"github.com/connectguard/guard/interceptors/requestid"
+	"github.com/connectguard/guard/internal/lockout"
 	"github.com/connectguard/guard/internal/password"
 	"github.com/connectguard/guard/internal/rpcerr"
 	"github.com/connectguard/guard/internal/token"
@@ -22,30 +32,71 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
+// CookieName is the session cookie. The __Host- prefix makes browsers
+// insist on Secure, Path=/ and no Domain, so no subdomain can set or read it.
+const CookieName = "__Host-guard_session"
+
+// refreshPrefix marks refresh tokens, so that one is never mistaken for an
+// access token or an API key.
+const refreshPrefix = "grt_"
+
 // Store is the persistence the service needs.
 type Store interface {
 	UserByEmail(ctx context.Context, email string) (store.User, string, error)
 	UserByID(ctx context.Context, id string) (store.User, error)
-	CreateSession(ctx context.Context, userID string, expire time.Time) (store.Session, error)
+	PasswordHash(ctx context.Context, userID string) (string, error)
+	SetPasswordHash(ctx context.Context, userID, hash string) error
+
+	CreateSession(ctx context.Context, userID string, expire time.Time, cookieHash []byte) (store.Session, error)
+	SessionByCookie(ctx context.Context, cookieHash []byte) (store.Session, error)
+	SessionState(ctx context.Context, sessionID string) (store.SessionState, error)
+	TouchSession(ctx context.Context, id string, seen time.Time) error
+	RevokeSession(ctx context.Context, id string) error
+	RevokeUserSessions(ctx context.Context, userID, exceptID string) (int, error)
+	CreateRefreshToken(ctx context.Context, sessionID string, hash []byte, expire time.Time) error
+	RotateRefreshToken(ctx context.Context, oldHash, newHash []byte, newExpire time.Time) (store.Session, error)
+
+	CreateAPIKey(ctx context.Context, k store.APIKey) error
+	APIKeyState(ctx context.Context, id string) (store.APIKeyState, error)
+	ListAPIKeys(ctx context.Context, userID string) ([]store.APIKey, error)
+	RevokeAPIKey(ctx context.Context, userID, id string) error
+	RevokeUserAPIKeys(ctx context.Context, userID string) (int, error)
+	TouchAPIKey(ctx context.Context, id string, used time.Time) error
+
+	RecordAuditEvent(ctx context.Context, e store.AuditEvent) error
+	KeyStore
 }
 
-// Service implements AuthService. Methods not built yet answer
-// unimplemented.
+// Service implements AuthService.
 type Service struct {
-	authv1connect.UnimplementedAuthServiceHandler
+	store   Store
+	hasher  *password.Hasher
+	tokens  *token.Service
+	keys    *token.Keys
+	lockout *lockout.Guard
+	log     *slog.Logger
+	cache   *stateCache
 
-	store      Store
-	hasher     *password.Hasher
-	tokens     *token.Service
-	sessionTTL time.Duration
-	log        *slog.Logger
+	sessionTTL  time.Duration
+	idleTimeout time.Duration
+	tokenTTL    time.Duration
+	now         func() time.Time
 }
 
 var _ authv1connect.AuthServiceHandler = (*Service)(nil)
 
-// New returns a Service. Sessions last sessionTTL from login.
-func New(st Store, hasher *password.Hasher, tokens *token.Service, sessionTTL time.Duration, log *slog.Logger) *Service {
-	return &Service{store: st, hasher: hasher, tokens: tokens, sessionTTL: sessionTTL, log: log}
+// New returns a Service. tokens must sign with keys.
+func New(st Store, hasher *password.Hasher, tokens *token.Service, keys *token.Keys, guard *lockout.Guard, log *slog.Logger, opts ...Option) *Service {
+	s := &Service{
+		store: st, hasher: hasher, tokens: tokens, keys: keys, lockout: guard, log: log,
+		sessionTTL: 7 * 24 * time.Hour, idleTimeout: 30 * time.Minute, tokenTTL: 15 * time.Minute,
+		now: time.Now,
+	}
+	for _, o := range opts {
+		o.apply(s)
+	}
+	s.cache = newStateCache(100_000, s.now)
+	return s
 }
 
 // errLogin is the one answer to every failed login: unknown email, wrong
@@ -54,47 +105,171 @@ func errLogin() *connect.Error {
 	return connect.NewError(connect.CodeUnauthenticated, errors.New("invalid email or password"))
 }
 
-// Login implements AuthService.
+// Login implements AuthService. Before any password work it consults the
+// lockout guard; every failure is counted for the account (known or not)
+// and the client IP.
 func (s *Service) Login(ctx context.Context, req *connect.Request[authv1.LoginRequest]) (*connect.Response[authv1.LoginResponse], error) {
-	if req.Msg.GetUseCookie() {
-		return nil, connect.NewError(connect.CodeUnimplemented, errors.New("cookie sessions are not available yet"))
+	email := req.Msg.GetEmail()
+	ip, _ := clientip.From(ctx)
+	if ok, wait := s.lockout.Check(email, ip); !ok {
+		return nil, ratelimit.Exhausted("too many failed logins", 0, wait)
 	}
-	u, hash, err := s.store.UserByEmail(ctx, req.Msg.GetEmail())
+	u, hash, err := s.store.UserByEmail(ctx, email)
 	if errors.Is(err, store.ErrNotFound) {
 		// Same work as a real check, so timing does not reveal the account.
 		s.hasher.VerifyDummy(ctx, req.Msg.GetPassword())
+		s.lockout.Failure(email, ip)
 		return nil, errLogin()
 	}
 	if err != nil {
 		return nil, rpcerr.Internal(ctx, s.log, err)
 	}
-	ok, _, err := s.hasher.Verify(ctx, req.Msg.GetPassword(), hash)
+	ok, rehash, err := s.hasher.Verify(ctx, req.Msg.GetPassword(), hash)
 	if err != nil {
 		return nil, rpcerr.Internal(ctx, s.log, fmt.Errorf("verify password of user %s: %w", u.ID, err))
 	}
 	if !ok || u.Disabled {
+		s.lockout.Failure(email, ip)
 		return nil, errLogin()
 	}
-	sess, err := s.store.CreateSession(ctx, u.ID, time.Now().Add(s.sessionTTL))
+	s.lockout.Success(email)
+	if rehash {
+		s.rehash(ctx, u.ID, req.Msg.GetPassword())
+	}
+	expire := s.now().Add(s.sessionTTL)
+	if req.Msg.GetUseCookie() {
+		secret := randomToken()
+		sum := sha256.Sum256([]byte(secret))
+		if _, err := s.store.CreateSession(ctx, u.ID, expire, sum[:]); err != nil {
+			return nil, rpcerr.Internal(ctx, s.log, err)
+		}
+		res := connect.NewResponse(&authv1.LoginResponse{User: UserToProto(u)})
+		res.Header().Add("Set-Cookie", s.cookie(secret, s.sessionTTL).String())
+		return res, nil
+	}
+	sess, err := s.store.CreateSession(ctx, u.ID, expire, nil)
 	if err != nil {
 		return nil, rpcerr.Internal(ctx, s.log, err)
 	}
-	tok, claims, err := s.tokens.Sign(u.ID, sess.ID, u.Roles)
+	res, err := s.issue(ctx, sess, u.Roles)
 	if err != nil {
-		return nil, rpcerr.Internal(ctx, s.log, err)
+		return nil, err
 	}
 	return connect.NewResponse(&authv1.LoginResponse{
-		AccessToken:           tok,
-		AccessTokenExpireTime: timestamppb.New(claims.ExpiresAt),
-		User:                  UserToProto(u),
+		AccessToken: res.AccessToken, RefreshToken: res.RefreshToken,
+		AccessTokenExpireTime: res.AccessTokenExpireTime, User: UserToProto(u),
 	}), nil
+}
+
+// rehash upgrades a stored hash to the current parameters; a failure is
+// logged and retried at the next login.
+func (s *Service) rehash(ctx context.Context, userID, pw string) {
+	hash, err := s.hasher.Hash(ctx, pw)
+	if err == nil {
+		err = s.store.SetPasswordHash(ctx, userID, hash)
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "password rehash failed", "user_id", userID, "error", err)
+	}
+}
+
+// issue makes a refresh token and an access token for sess.
+func (s *Service) issue(ctx context.Context, sess store.Session, roles []string) (*authv1.RefreshResponse, error) {
+	refresh := refreshPrefix + randomToken()
+	sum := sha256.Sum256([]byte(refresh))
+	if err := s.store.CreateRefreshToken(ctx, sess.ID, sum[:], sess.ExpireTime); err != nil {
+		return nil, rpcerr.Internal(ctx, s.log, err)
+	}
+	access, claims, err := s.tokens.Sign(sess.UserID, sess.ID, roles)
+	if err != nil {
+		return nil, rpcerr.Internal(ctx, s.log, err)
+	}
+	return &authv1.RefreshResponse{
+		AccessToken: access, RefreshToken: refresh, AccessTokenExpireTime: timestamppb.New(claims.ExpiresAt),
+	}, nil
+}
+
+func errRefresh() *connect.Error {
+	return connect.NewError(connect.CodeUnauthenticated, errors.New("invalid refresh token"))
+}
+
+// Refresh implements AuthService: the presented token is spent and a new
+// pair issued, atomically. A token presented a second time revokes its
+// whole session and is recorded as a security event: either the client or
+// a thief holds a copy, and the server cannot tell which.
+func (s *Service) Refresh(ctx context.Context, req *connect.Request[authv1.RefreshRequest]) (*connect.Response[authv1.RefreshResponse], error) {
+	old := req.Msg.GetRefreshToken()
+	if !strings.HasPrefix(old, refreshPrefix) {
+		return nil, errRefresh()
+	}
+	next := refreshPrefix + randomToken()
+	oldSum, nextSum := sha256.Sum256([]byte(old)), sha256.Sum256([]byte(next))
+	sess, err := s.store.RotateRefreshToken(ctx, oldSum[:], nextSum[:], s.now().Add(s.sessionTTL))
+	switch {
+	case errors.Is(err, store.ErrReused):
+		s.cache.invalidateUser(sess.UserID)
+		s.securityEvent(ctx, sess.UserID, "refresh token reused: session "+sess.ID+" revoked")
+		return nil, errRefresh()
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExpired):
+		return nil, errRefresh()
+	case err != nil:
+		return nil, rpcerr.Internal(ctx, s.log, err)
+	}
+	st, err := s.store.SessionState(ctx, sess.ID)
+	if err != nil {
+		return nil, rpcerr.Internal(ctx, s.log, err)
+	}
+	if st.Disabled {
+		return nil, errRefresh()
+	}
+	access, claims, err := s.tokens.Sign(sess.UserID, sess.ID, st.Roles)
+	if err != nil {
+		return nil, rpcerr.Internal(ctx, s.log, err)
+	}
+	return connect.NewResponse(&authv1.RefreshResponse{
+		AccessToken: access, RefreshToken: next, AccessTokenExpireTime: timestamppb.New(claims.ExpiresAt),
+	}), nil
+}
+
+// securityEvent records an event in the audit log and the log.
+func (s *Service) securityEvent(ctx context.Context, userID, detail string) {
+	ip, _ := clientip.From(ctx)
+	e := store.AuditEvent{
+		ActorID: userID, Procedure: authv1connect.AuthServiceRefreshProcedure, Code: connect.CodeUnauthenticated.String(),
+		ClientIP: ip.String(), RequestID: requestid.From(ctx), Detail: detail,
+	}
+	s.log.WarnContext(ctx, "security event", "user_id", userID, "detail", detail, "request_id", e.RequestID)
+	if err := s.store.RecordAuditEvent(context.WithoutCancel(ctx), e); err != nil {
+		s.log.ErrorContext(ctx, "audit record lost", "detail", detail, "error", err)
+	}
+}
+
+// Logout implements AuthService: the caller's session is revoked, and with
+// it every access token and refresh token it issued.
+func (s *Service) Logout(ctx context.Context, _ *connect.Request[authv1.LogoutRequest]) (*connect.Response[authv1.LogoutResponse], error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if p.SessionID == "" {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("an API key has no session: revoke the key instead"))
+	}
+	if err := s.store.RevokeSession(ctx, p.SessionID); err != nil {
+		return nil, rpcerr.FromStore(ctx, s.log, "session", err)
+	}
+	s.cache.invalidateUser(p.UserID)
+	res := connect.NewResponse(&authv1.LogoutResponse{})
+	if p.Method == authn.MethodSessionCookie {
+		res.Header().Add("Set-Cookie", s.cookie("", -1).String())
+	}
+	return res, nil
 }
 
 // WhoAmI implements AuthService.
 func (s *Service) WhoAmI(ctx context.Context, _ *connect.Request[authv1.WhoAmIRequest]) (*connect.Response[authv1.WhoAmIResponse], error) {
-	p, ok := authn.PrincipalFrom(ctx)
-	if !ok {
-		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("authentication required"))
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
 	}
 	u, err := s.store.UserByID(ctx, p.UserID)
 	if err != nil {
@@ -107,21 +282,82 @@ func (s *Service) WhoAmI(ctx context.Context, _ *connect.Request[authv1.WhoAmIRe
 	}), nil
 }
 
-// VerifyToken implements authn.TokenVerifier for access tokens.
-func (s *Service) VerifyToken(_ context.Context, tok string) (*authn.Principal, error) {
-	c, err := s.tokens.Verify(tok)
-	switch {
-	case errors.Is(err, token.ErrExpired):
-		return nil, authn.ErrExpired
-	case err != nil:
+// ChangePassword implements AuthService: with the current password, it
+// sets a new one and revokes the user's other sessions and every API key.
+// The caller's own session stays signed in.
+func (s *Service) ChangePassword(ctx context.Context, req *connect.Request[authv1.ChangePasswordRequest]) (*connect.Response[authv1.ChangePasswordResponse], error) {
+	p, err := caller(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return &authn.Principal{
-		UserID:    c.Subject,
-		Roles:     c.Roles,
-		Method:    authn.MethodAccessToken,
-		SessionID: c.SessionID,
-	}, nil
+	if p.Method == authn.MethodAPIKey {
+		return nil, connect.NewError(connect.CodePermissionDenied, errors.New("an API key cannot change the password"))
+	}
+	current, next := req.Msg.GetCurrentPassword(), req.Msg.GetNewPassword()
+	if err := password.Check(next); err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("new_password: %w", err))
+	}
+	if current == next {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("new_password: must differ from the current password"))
+	}
+	hash, err := s.store.PasswordHash(ctx, p.UserID)
+	if err != nil {
+		return nil, rpcerr.FromStore(ctx, s.log, "user", err)
+	}
+	ok, _, err := s.hasher.Verify(ctx, current, hash)
+	if err != nil {
+		return nil, rpcerr.Internal(ctx, s.log, err)
+	}
+	if !ok {
+		return nil, connect.NewError(connect.CodePermissionDenied, errors.New("current password is incorrect"))
+	}
+	newHash, err := s.hasher.Hash(ctx, next)
+	if err != nil {
+		return nil, rpcerr.Internal(ctx, s.log, err)
+	}
+	if err := s.store.SetPasswordHash(ctx, p.UserID, newHash); err != nil {
+		return nil, rpcerr.FromStore(ctx, s.log, "user", err)
+	}
+	if _, err := s.store.RevokeUserSessions(ctx, p.UserID, p.SessionID); err != nil {
+		return nil, rpcerr.Internal(ctx, s.log, err)
+	}
+	if _, err := s.store.RevokeUserAPIKeys(ctx, p.UserID); err != nil {
+		return nil, rpcerr.Internal(ctx, s.log, err)
+	}
+	s.cache.invalidateUser(p.UserID)
+	return connect.NewResponse(&authv1.ChangePasswordResponse{}), nil
+}
+
+// cookie returns the session cookie carrying value for maxAge (negative:
+// delete it).
+func (s *Service) cookie(value string, maxAge time.Duration) *http.Cookie {
+	c := &http.Cookie{
+		Name: CookieName, Value: value, Path: "/",
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode,
+	}
+	if maxAge < 0 {
+		c.MaxAge = -1
+	} else {
+		c.MaxAge = int(maxAge / time.Second)
+	}
+	return c
+}
+
+// randomToken returns 256 random bits, base64url.
+func randomToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// caller returns the authenticated principal; its absence means the chain
+// was wired without authn, and the call is refused.
+func caller(ctx context.Context) (*authn.Principal, error) {
+	p, ok := authn.PrincipalFrom(ctx)
+	if !ok {
+		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("authentication required"))
+	}
+	return p, nil
 }
 
 func authMethod(m authn.Method) authv1.AuthMethod {
@@ -146,39 +382,4 @@ func UserToProto(u store.User) *authv1.User {
 		Disabled:   u.Disabled,
 		CreateTime: timestamppb.New(u.CreateTime),
 	}
-}
-
-// KeyStore holds the token signing keys.
-type KeyStore interface {
-	SigningKeys(ctx context.Context) ([]store.SigningKey, error)
-	CreateSigningKey(ctx context.Context, k store.SigningKey) error
-}
-
-// LoadKeys returns the stored signing keys, creating the first one on a
-// fresh database. The newest key signs.
-func LoadKeys(ctx context.Context, ks KeyStore) (*token.Keys, error) {
-	stored, err := ks.SigningKeys(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load signing keys: %w", err)
-	}
-	if len(stored) == 0 {
-		k, err := token.GenerateKey()
-		if err != nil {
-			return nil, fmt.Errorf("generate signing key: %w", err)
-		}
-		sk := store.SigningKey{ID: k.ID, Algorithm: "EdDSA", Private: k.Private, Public: k.Public}
-		if err := ks.CreateSigningKey(ctx, sk); err != nil {
-			return nil, fmt.Errorf("store signing key: %w", err)
-		}
-		return token.NewKeys(k)
-	}
-	keys := make([]token.Key, 0, len(stored))
-	// Oldest first, so the newest is added last and signs.
-	for _, sk := range slices.Backward(stored) {
-		if sk.Algorithm != "EdDSA" || len(sk.Private) != ed25519.PrivateKeySize || len(sk.Public) != ed25519.PublicKeySize {
-			return nil, fmt.Errorf("signing key %s: unsupported or corrupt", sk.ID)
-		}
-		keys = append(keys, token.Key{ID: sk.ID, Private: ed25519.PrivateKey(sk.Private), Public: ed25519.PublicKey(sk.Public)})
-	}
-	return token.NewKeys(keys...)
 }

@@ -1,0 +1,41 @@
+package lockout_test
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/connectguard/guard/internal/lockout"
+)
+
+func Example() {
+	// A fixed clock keeps the output stable; production uses the default.
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	g := lockout.New(
+		lockout.Policy{MaxFailures: 3, Window: 15 * time.Minute, Lockout: time.Minute, MaxLockout: time.Hour},
+		lockout.Policy{MaxFailures: 20, Window: 15 * time.Minute, Lockout: 15 * time.Minute, MaxLockout: 24 * time.Hour},
+		lockout.WithClock(func() time.Time { return now }),
+	)
+	ip := netip.MustParseAddr("203.0.113.7")
+
+	for range 3 {
+		if ok, _ := g.Check("Alice@Example.com", ip); ok {
+			// ... the password was wrong:
+			g.Failure("Alice@Example.com", ip)
+		}
+	}
+	fmt.Println(g.Check(" alice@example.com", ip))
+
+	now = now.Add(time.Minute)
+	fmt.Println(g.Check("alice@example.com", ip))
+
+	// The next lockout of the same account lasts twice as long.
+	for range 3 {
+		g.Failure("alice@example.com", ip)
+	}
+	fmt.Println(g.Check("alice@example.com", ip))
+	// Output:
+	// false 1m0s
+	// true 0s
+	// false 2m0s
+}

@@ -1,0 +1,382 @@
+// Package lockout defends a login endpoint against password guessing by
+// locking out accounts and client addresses that fail too often.
+//
+// Failures are counted per account and per client address, each in a sliding
+// window under its own [Policy]. The account key is the normalised email,
+// whether or not an account by that name exists, so unknown accounts behave
+// exactly like known ones and lockouts reveal nothing about existence. When a
+// key reaches its threshold it is locked out: [Guard.Check] refuses it until the
+// lockout expires, and each repeated lockout of the same key lasts twice as long
+// as the one before, up to a cap. The address policy stops one client from
+// spraying guesses over many accounts; the account policy stops many clients
+// from guessing one password. Anyone can lock a victim's account by failing on
+// purpose; the cap bounds how long that delays the victim.
+//
+// A login handler uses a Guard like this:
+//
+//	if ok, retryAfter := g.Check(email, ip); !ok {
+//		return refuse(retryAfter) // before any password hashing
+//	}
+//	if !verify(email, password) { // hashes a dummy for unknown accounts
+//		g.Failure(email, ip)
+//		return errInvalidCredentials
+//	}
+//	g.Success(email)
+//
+// State lives in memory, bounded by [WithMaxKeys] per kind. Lockouts expire as
+// a pure function of the clock, so a Guard runs no goroutines and needs no
+// Close. A Guard is safe for concurrent use.
+package lockout
+
+import (
+	"crypto/sha256"
+	"math"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Policy sets when failures of one kind of key (accounts or client addresses)
+// lead to a lockout and how long it lasts.
+//
+// A Policy is enabled only when MaxFailures, Window and Lockout are all
+// positive; otherwise that kind of key is never counted nor locked, so the zero
+// Policy turns it off. A MaxLockout below Lockout is raised to Lockout.
+type Policy struct {
+	// MaxFailures is the number of failures within Window that triggers a
+	// lockout.
+	MaxFailures int
+	// Window is the sliding window in which failures are counted.
+	Window time.Duration
+	// Lockout is the duration of a key's first lockout. It doubles with each
+	// repeated lockout of the key, up to MaxLockout.
+	Lockout time.Duration
+	// MaxLockout caps the duration of a lockout. It is also how long a key must
+	// stay clean (no failure, no lockout) before its lockouts start again from
+	// Lockout.
+	MaxLockout time.Duration
+}
+
+func (p Policy) enabled() bool {
+	return p.MaxFailures > 0 && p.Window > 0 && p.Lockout > 0
+}
+
+// lockoutFor returns the duration of a lockout that follows level earlier
+// ones: Lockout * 2^level, capped at MaxLockout without overflowing.
+func (p Policy) lockoutFor(level int) time.Duration {
+	d := p.Lockout
+	for range level {
+		if d > p.MaxLockout/2 {
+			return p.MaxLockout
+		}
+		d *= 2
+	}
+	return min(d, p.MaxLockout)
+}
+
+// Guard counts failed logins per account and per client address and refuses
+// attempts while either is locked out. Create one with [New]; it is safe for
+// concurrent use.
+type Guard struct {
+	clock    func() time.Time
+	epoch    time.Time
+	accounts *table[accountKey]
+	ips      *table[netip.Addr]
+}
+
+// New returns a Guard that applies the account policy to normalised account
+// names and the ip policy to client addresses.
+func New(account, ip Policy, opts ...Option) *Guard {
+	cfg := defaultConfig()
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	return &Guard{
+		clock:    cfg.clock,
+		epoch:    cfg.clock(),
+		accounts: newTable[accountKey](account, cfg.maxKeys),
+		ips:      newTable[netip.Addr](ip, cfg.maxKeys),
+	}
+}
+
+// Check reports whether a login attempt for account from ip may proceed. When
+// it may not, retryAfter says how long to wait, rounded up to whole seconds and
+// at least one second; when both the account and the address are locked out,
+// the longer wait wins. Check counts nothing. An invalid ip is one address
+// shared by every caller that passes it.
+//
+// Call Check before any password hashing, so that refused attempts cost
+// nothing and a locked account answers the same whether or not it exists.
+func (g *Guard) Check(account string, ip netip.Addr) (ok bool, retryAfter time.Duration) {
+	now := g.now()
+	wait := max(g.accounts.wait(keyOfAccount(account), now), g.ips.wait(keyOfIP(ip), now))
+	if wait <= 0 {
+		return true, 0
+	}
+	// Rounding up keeps a client that waits exactly retryAfter from being
+	// refused again, and makes the shortest answer one second.
+	return false, (wait + time.Second - 1) / time.Second * time.Second
+}
+
+// Failure records a failed login for account from ip, counting it against both
+// keys; reaching a policy's threshold starts a lockout of that key. A failure
+// of a key that is already locked out is ignored and does not extend the
+// lockout: Check refuses such attempts before they can fail.
+func (g *Guard) Failure(account string, ip netip.Addr) {
+	now := g.now()
+	g.accounts.fail(keyOfAccount(account), now)
+	g.ips.fail(keyOfIP(ip), now)
+}
+
+// Success records a successful login for account and clears its failure
+// count. It touches neither the client address, whose count keeps limiting
+// spraying, nor any other account. It does not lift an active lockout, nor
+// reset the account's escalation: that resets only once the account has stayed
+// clean for the policy's MaxLockout, so a victim logging in between an
+// attacker's rounds does not shorten the attacker's next lockout.
+func (g *Guard) Success(account string) {
+	g.accounts.succeed(keyOfAccount(account), g.now())
+}
+
+// NormalizeAccount returns the form of an email under which its failures are
+// counted: trimmed of surrounding white space and lower-cased. Check, Failure
+// and Success apply it themselves.
+func NormalizeAccount(email string) string {
+	return strings.ToLower(strings.TrimSpace(email))
+}
+
+func (g *Guard) now() instant {
+	return instant(g.clock().Sub(g.epoch))
+}
+
+// accountKey is the SHA-256 of a normalised account name. Hashing bounds the
+// memory of a key however long the name a client sends, and keeps no reference
+// to request buffers.
+type accountKey [sha256.Size]byte
+
+func keyOfAccount(account string) accountKey {
+	return sha256.Sum256([]byte(NormalizeAccount(account)))
+}
+
+// keyOfIP returns the key under which failures from ip are counted. An
+// IPv4-mapped IPv6 address counts as its IPv4 address, zones are dropped, and
+// IPv6 addresses count per /64, because one subscriber is routinely given a
+// whole /64 and could otherwise rotate through it to escape the address
+// policy.
+func keyOfIP(ip netip.Addr) netip.Addr {
+	ip = ip.Unmap().WithZone("")
+	if ip.Is6() {
+		p, _ := ip.Prefix(64) // cannot fail: 64 bits fit any IPv6 address
+		return p.Addr()
+	}
+	return ip
+}
+
+// instant is a time in nanoseconds since the Guard's epoch: compact, and
+// monotonic when the clock is time.Now.
+type instant int64
+
+// never is the lockout end of a key that was never locked.
+const never = instant(math.MinInt64)
+
+// maxLevel caps the escalation counter far beyond any useful doubling.
+const maxLevel = 64
+
+// sampleSize is how many keys an eviction between sweeps looks at.
+const sampleSize = 32
+
+// entry is the state of one key.
+type entry struct {
+	fails    []instant // the latest failures, a ring of at most MaxFailures
+	head     int       // index of the oldest failure once fails is full
+	lastFail instant   // time of the latest failure, kept across clears
+	until    instant   // end of the current or latest lockout, or never
+	level    int       // lockouts so far; the next one lasts Lockout * 2^level
+}
+
+func (e *entry) locked(now instant) bool { return now < e.until }
+
+func (e *entry) clearFailures() {
+	e.fails = e.fails[:0]
+	e.head = 0
+}
+
+// table holds the entries of one kind of key under one policy.
+type table[K comparable] struct {
+	policy  Policy
+	maxKeys int
+	// sweepEvery is how many insertions must pass between full sweeps, so a
+	// table full of active keys costs amortised O(1) per insertion, not O(n).
+	sweepEvery int
+
+	mu sync.RWMutex
+	// m is nil when the policy is disabled; it is never reassigned, so
+	// testing it for nil needs no lock.
+	m          map[K]*entry
+	sinceSweep int // insertions since the last full sweep
+}
+
+func newTable[K comparable](p Policy, maxKeys int) *table[K] {
+	if !p.enabled() {
+		return &table[K]{}
+	}
+	p.MaxLockout = max(p.MaxLockout, p.Lockout)
+	return &table[K]{
+		policy:     p,
+		maxKeys:    maxKeys,
+		sweepEvery: max(1, maxKeys/8),
+		m:          make(map[K]*entry),
+	}
+}
+
+// wait returns how long k stays locked out at now; zero or less if it is not.
+func (t *table[K]) wait(k K, now instant) time.Duration {
+	if t.m == nil {
+		return 0
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	e := t.m[k]
+	if e == nil || !e.locked(now) {
+		return 0
+	}
+	return time.Duration(e.until - now)
+}
+
+func (t *table[K]) fail(k K, now instant) {
+	if t.m == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.m[k]
+	if e == nil {
+		t.makeRoom(now)
+		e = &entry{until: never}
+		t.m[k] = e
+		t.sinceSweep++
+	}
+	if e.locked(now) {
+		return
+	}
+	t.decay(e, now)
+
+	p := t.policy
+	if len(e.fails) < p.MaxFailures {
+		e.fails = append(e.fails, now)
+	} else {
+		e.fails[e.head] = now
+		e.head = (e.head + 1) % len(e.fails)
+	}
+	e.lastFail = now
+	if len(e.fails) < p.MaxFailures || time.Duration(now-e.fails[e.head]) >= p.Window {
+		return
+	}
+	e.until = now + instant(p.lockoutFor(e.level))
+	e.level = min(e.level+1, maxLevel)
+	e.clearFailures()
+}
+
+func (t *table[K]) succeed(k K, now instant) {
+	if t.m == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.m[k]
+	if e == nil {
+		return
+	}
+	e.clearFailures()
+	t.decay(e, now)
+	if e.level == 0 && !e.locked(now) {
+		// Nothing left worth remembering.
+		delete(t.m, k)
+	}
+}
+
+// decay resets the escalation of e once it has stayed clean, with neither a
+// failure nor a lockout, for MaxLockout.
+func (t *table[K]) decay(e *entry, now instant) {
+	if e.level > 0 && t.decayed(e, now) {
+		e.level = 0
+	}
+}
+
+func (t *table[K]) decayed(e *entry, now instant) bool {
+	return e.level == 0 || time.Duration(now-max(e.lastFail, e.until)) >= t.policy.MaxLockout
+}
+
+// idle reports whether e has no failure within the window and no active
+// lockout.
+func (t *table[K]) idle(e *entry, now instant) bool {
+	return (len(e.fails) == 0 || time.Duration(now-e.lastFail) >= t.policy.Window) && !e.locked(now)
+}
+
+// makeRoom frees a slot for a new key if the table is full. At most every
+// sweepEvery insertions it drops every idle key, those whose escalation has
+// decayed first; otherwise, or if no key is idle, it evicts the least valuable
+// of a sample of keys.
+func (t *table[K]) makeRoom(now instant) {
+	if len(t.m) < t.maxKeys {
+		return
+	}
+	if t.sinceSweep >= t.sweepEvery {
+		t.sinceSweep = 0
+		for k, e := range t.m {
+			if t.idle(e, now) && t.decayed(e, now) {
+				delete(t.m, k)
+			}
+		}
+		if len(t.m) < t.maxKeys {
+			return
+		}
+		for k, e := range t.m {
+			if t.idle(e, now) {
+				delete(t.m, k)
+			}
+		}
+		if len(t.m) < t.maxKeys {
+			return
+		}
+	}
+
+	// Map iteration starts at a random position, so this is a random sample.
+	var (
+		victim    K
+		bestRank  = math.MaxInt
+		bestFails = math.MaxInt
+		seen      = 0
+	)
+	for k, e := range t.m {
+		r := t.rank(e, now)
+		if r == 0 {
+			delete(t.m, k)
+			return
+		}
+		if r < bestRank || r == bestRank && len(e.fails) < bestFails {
+			victim, bestRank, bestFails = k, r, len(e.fails)
+		}
+		if seen++; seen == sampleSize {
+			break
+		}
+	}
+	delete(t.m, victim)
+}
+
+// rank orders entries by how much is lost when they are evicted: idle with
+// decayed escalation (0), idle but escalated (1), counting failures (2), locked
+// out (3).
+func (t *table[K]) rank(e *entry, now instant) int {
+	switch {
+	case e.locked(now):
+		return 3
+	case !t.idle(e, now):
+		return 2
+	case !t.decayed(e, now):
+		return 1
+	default:
+		return 0
+	}
+}

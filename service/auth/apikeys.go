@@ -1,0 +1,116 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"connectrpc.com/connect"
+	authv1 "github.com/connectguard/guard/gen/guard/auth/v1"
+	"github.com/connectguard/guard/internal/rpcerr"
+	"github.com/connectguard/guard/store"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// roleScopes are the scopes each role may put on an API key: a key never
+// exceeds the rights of the user who made it.
+var roleScopes = map[string][]string{
+	"admin":  {"admin", "notes:read", "notes:write"},
+	"member": {"notes:read", "notes:write"},
+	"viewer": {"notes:read"},
+}
+
+// allowedScopes returns the scopes the caller may grant: those of its
+// roles, and, for a scoped credential, no more than its own scopes.
+func allowedScopes(roles []string, scoped bool, own []string) []string {
+	var out []string
+	for _, r := range roles {
+		for _, s := range roleScopes[r] {
+			if !slices.Contains(out, s) && (!scoped || slices.Contains(own, s)) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// CreateAPIKey implements AuthService. The key is gk_<id>_<secret> with a
+// 256-bit secret; only its SHA-256 is stored, and it is shown only here.
+func (s *Service) CreateAPIKey(ctx context.Context, req *connect.Request[authv1.CreateAPIKeyRequest]) (*connect.Response[authv1.CreateAPIKeyResponse], error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	allowed := allowedScopes(p.Roles, p.Scoped, p.Scopes)
+	for _, sc := range req.Msg.GetScopes() {
+		if !slices.Contains(allowed, sc) {
+			return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("scope %q exceeds your rights", sc))
+		}
+	}
+	secret := randomToken()
+	sum := sha256.Sum256([]byte(secret))
+	expire := s.now().Add(req.Msg.GetTtl().AsDuration())
+	k := store.APIKey{
+		ID: store.NewID(), UserID: p.UserID, Name: req.Msg.GetName(), Scopes: slices.Sorted(slices.Values(req.Msg.GetScopes())),
+		Last4: secret[len(secret)-4:], SecretHash: sum[:], CreateTime: s.now(), ExpireTime: &expire,
+	}
+	if err := s.store.CreateAPIKey(ctx, k); err != nil {
+		return nil, rpcerr.FromStore(ctx, s.log, "api key", err)
+	}
+	return connect.NewResponse(&authv1.CreateAPIKeyResponse{
+		Key:    APIKeyPrefix + k.ID + "_" + secret,
+		ApiKey: apiKeyToProto(k),
+	}), nil
+}
+
+// ListAPIKeys implements AuthService.
+func (s *Service) ListAPIKeys(ctx context.Context, _ *connect.Request[authv1.ListAPIKeysRequest]) (*connect.Response[authv1.ListAPIKeysResponse], error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := s.store.ListAPIKeys(ctx, p.UserID)
+	if err != nil {
+		return nil, rpcerr.Internal(ctx, s.log, err)
+	}
+	res := &authv1.ListAPIKeysResponse{ApiKeys: make([]*authv1.APIKey, len(keys))}
+	for i, k := range keys {
+		res.ApiKeys[i] = apiKeyToProto(k)
+	}
+	return connect.NewResponse(res), nil
+}
+
+// RevokeAPIKey implements AuthService. Another user's key answers exactly
+// like a missing one.
+func (s *Service) RevokeAPIKey(ctx context.Context, req *connect.Request[authv1.RevokeAPIKeyRequest]) (*connect.Response[authv1.RevokeAPIKeyResponse], error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = s.store.RevokeAPIKey(ctx, p.UserID, req.Msg.GetId())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, connect.NewError(connect.CodeNotFound, errors.New("api key not found"))
+	}
+	if err != nil {
+		return nil, rpcerr.Internal(ctx, s.log, err)
+	}
+	s.cache.invalidateUser(p.UserID)
+	return connect.NewResponse(&authv1.RevokeAPIKeyResponse{}), nil
+}
+
+func apiKeyToProto(k store.APIKey) *authv1.APIKey {
+	return &authv1.APIKey{
+		Id: k.ID, Name: k.Name, Scopes: slices.Clone(k.Scopes), Last4: k.Last4,
+		CreateTime: timestamppb.New(k.CreateTime), ExpireTime: optTime(k.ExpireTime), LastUseTime: optTime(k.LastUseTime),
+	}
+}
+
+func optTime(t *time.Time) *timestamppb.Timestamp {
+	if t == nil {
+		return nil
+	}
+	return timestamppb.New(*t)
+}

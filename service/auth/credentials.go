@@ -1,0 +1,266 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/connectguard/guard/interceptors/authn"
+	"github.com/connectguard/guard/internal/token"
+	"github.com/connectguard/guard/store"
+)
+
+// A credential's state (session revoked? user disabled? roles?) is read
+// from the database at most once per cacheTTL per credential, so the
+// per-request revocation check is usually a map read. Changes made through
+// this process (logout, password change, role change, disabling, key
+// revocation) drop the cached state at once; another replica sees them
+// within cacheTTL.
+const cacheTTL = time.Second
+
+// touchEvery bounds how often last-use times are written: idle timeouts
+// and "last used" are accurate to this.
+const touchEvery = time.Minute
+
+// credState is what the database said about one credential.
+type credState struct {
+	at        time.Time
+	found     bool
+	userID    string
+	sessionID string
+	roles     []string
+	disabled  bool
+	revoked   bool
+	expire    time.Time // zero: never
+	lastSeen  time.Time
+	secret    []byte   // API keys: SHA-256 of the secret
+	scopes    []string // API keys
+}
+
+// stateCache holds credStates for at most cacheTTL, bounded in size.
+type stateCache struct {
+	mu      sync.Mutex
+	entries map[string]*credState
+	max     int
+	now     func() time.Time
+}
+
+func newStateCache(maxEntries int, now func() time.Time) *stateCache {
+	return &stateCache{entries: make(map[string]*credState), max: maxEntries, now: now}
+}
+
+// get returns the state cached under key, loading it when absent or
+// stale. Load errors are returned and not cached.
+func (c *stateCache) get(key string, load func() (credState, error)) (credState, error) {
+	now := c.now()
+	c.mu.Lock()
+	e, ok := c.entries[key]
+	c.mu.Unlock()
+	if ok && now.Sub(e.at) < cacheTTL {
+		return *e, nil
+	}
+	st, err := load()
+	if err != nil {
+		return credState{}, err
+	}
+	st.at = now
+	c.mu.Lock()
+	if len(c.entries) >= c.max {
+		clear(c.entries) // bounded; everything reloads within a second
+	}
+	c.entries[key] = &st
+	c.mu.Unlock()
+	return st, nil
+}
+
+// update changes a cached entry in place (after a write through this
+// process) if it is still there.
+func (c *stateCache) update(key string, f func(*credState)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[key]; ok {
+		f(e)
+	}
+}
+
+// invalidateUser drops every cached credential of userID.
+func (c *stateCache) invalidateUser(userID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.entries {
+		if e.userID == userID {
+			delete(c.entries, k)
+		}
+	}
+}
+
+// InvalidateUser makes the next request of any of userID's credentials
+// re-read its state: call it after changing the user's roles, password or
+// status.
+func (s *Service) InvalidateUser(userID string) {
+	s.cache.invalidateUser(userID)
+}
+
+// VerifyToken implements authn.TokenVerifier for access tokens: the
+// signature (cached per token until it expires), then the session and the
+// user's current state (cached at most cacheTTL). Roles come from the
+// database, not the token, so role changes apply to the next request.
+func (s *Service) VerifyToken(ctx context.Context, tok string) (*authn.Principal, error) {
+	c, err := s.tokens.Verify(tok)
+	switch {
+	case errors.Is(err, token.ErrExpired):
+		return nil, authn.ErrExpired
+	case err != nil:
+		return nil, err
+	}
+	st, err := s.sessionState(ctx, c.SessionID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.usable(st); err != nil {
+		return nil, err
+	}
+	if st.userID != c.Subject {
+		return nil, errInvalid
+	}
+	return &authn.Principal{UserID: st.userID, Roles: st.roles, Method: authn.MethodAccessToken, SessionID: st.sessionID}, nil
+}
+
+// VerifySession implements authn.SessionVerifier for the session cookie.
+func (s *Service) VerifySession(ctx context.Context, cookie string) (*authn.Principal, error) {
+	hash := sha256.Sum256([]byte(cookie))
+	key := "c|" + string(hash[:])
+	st, err := s.cache.get(key, func() (credState, error) {
+		sess, err := s.store.SessionByCookie(ctx, hash[:])
+		if errors.Is(err, store.ErrNotFound) {
+			return credState{}, nil
+		}
+		if err != nil {
+			return credState{}, err
+		}
+		return s.loadSession(ctx, sess.ID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.usable(st); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	if now.Sub(st.lastSeen) > s.idleTimeout {
+		return nil, authn.ErrExpired
+	}
+	if now.Sub(st.lastSeen) > touchEvery {
+		if err := s.store.TouchSession(ctx, st.sessionID, now); err != nil {
+			return nil, err
+		}
+		s.cache.update(key, func(e *credState) { e.lastSeen = now })
+	}
+	return &authn.Principal{UserID: st.userID, Roles: st.roles, Method: authn.MethodSessionCookie, SessionID: st.sessionID}, nil
+}
+
+// apiKeyPattern: gk_<26 base32 id>_<43 base64url secret>.
+const (
+	APIKeyPrefix = "gk_"
+	apiKeyIDLen  = 26
+	apiSecretLen = 43
+)
+
+// dummySecret is compared against when the key id is unknown, so that an
+// unknown id and a wrong secret take the same path.
+var dummySecret = sha256.Sum256([]byte("guard: no such key"))
+
+// VerifyAPIKey implements authn.APIKeyVerifier. A malformed key, an
+// unknown id and a wrong secret are refused alike.
+func (s *Service) VerifyAPIKey(ctx context.Context, key string) (*authn.Principal, error) {
+	id, secret, ok := parseAPIKey(key)
+	if !ok {
+		return nil, errInvalid
+	}
+	cacheKey := "k|" + id
+	st, err := s.cache.get(cacheKey, func() (credState, error) {
+		ks, err := s.store.APIKeyState(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return credState{}, nil
+		}
+		if err != nil {
+			return credState{}, err
+		}
+		st := credState{
+			found: true, userID: ks.Key.UserID, roles: ks.Roles, disabled: ks.Disabled,
+			revoked: ks.Key.RevokeTime != nil, secret: ks.Key.SecretHash, scopes: ks.Key.Scopes,
+		}
+		if ks.Key.ExpireTime != nil {
+			st.expire = *ks.Key.ExpireTime
+		}
+		if ks.Key.LastUseTime != nil {
+			st.lastSeen = *ks.Key.LastUseTime
+		}
+		return st, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	want := dummySecret[:]
+	if st.found {
+		want = st.secret
+	}
+	got := sha256.Sum256([]byte(secret))
+	if subtle.ConstantTimeCompare(got[:], want) != 1 || !st.found {
+		return nil, errInvalid
+	}
+	if err := s.usable(st); err != nil {
+		return nil, err
+	}
+	if now := s.now(); now.Sub(st.lastSeen) > touchEvery {
+		if err := s.store.TouchAPIKey(ctx, id, now); err != nil {
+			return nil, err
+		}
+		s.cache.update(cacheKey, func(e *credState) { e.lastSeen = now })
+	}
+	return &authn.Principal{UserID: st.userID, Roles: st.roles, Scoped: true, Scopes: st.scopes, Method: authn.MethodAPIKey}, nil
+}
+
+func parseAPIKey(key string) (id, secret string, ok bool) {
+	rest, ok := strings.CutPrefix(key, APIKeyPrefix)
+	if !ok || len(rest) != apiKeyIDLen+1+apiSecretLen || rest[apiKeyIDLen] != '_' {
+		return "", "", false
+	}
+	return rest[:apiKeyIDLen], rest[apiKeyIDLen+1:], true
+}
+
+var errInvalid = errors.New("invalid credential")
+
+// usable refuses revoked, expired and disabled credentials.
+func (s *Service) usable(st credState) error {
+	switch {
+	case !st.found, st.revoked, st.disabled:
+		return errInvalid
+	case !st.expire.IsZero() && !s.now().Before(st.expire):
+		return authn.ErrExpired
+	}
+	return nil
+}
+
+func (s *Service) sessionState(ctx context.Context, sessionID string) (credState, error) {
+	return s.cache.get("s|"+sessionID, func() (credState, error) { return s.loadSession(ctx, sessionID) })
+}
+
+func (s *Service) loadSession(ctx context.Context, sessionID string) (credState, error) {
+	ss, err := s.store.SessionState(ctx, sessionID)
+	if errors.Is(err, store.ErrNotFound) {
+		return credState{}, nil
+	}
+	if err != nil {
+		return credState{}, err
+	}
+	return credState{
+		found: true, userID: ss.Session.UserID, sessionID: ss.Session.ID, roles: ss.Roles,
+		disabled: ss.Disabled, revoked: ss.Session.RevokeTime != nil,
+		expire: ss.Session.ExpireTime, lastSeen: ss.Session.LastSeenTime,
+	}, nil
+}

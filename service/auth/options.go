@@ -1,0 +1,34 @@
+package auth
+
+import "time"
+
+// An Option configures New.
+type Option interface{ apply(*Service) }
+
+type optionFunc func(*Service)
+
+func (f optionFunc) apply(s *Service) { f(s) }
+
+// WithSessionTTL sets the absolute lifetime of a session from login. The
+// default is 7 days.
+func WithSessionTTL(d time.Duration) Option {
+	return optionFunc(func(s *Service) { s.sessionTTL = d })
+}
+
+// WithIdleTimeout sets how long a cookie session may go unused. The
+// default is 30 minutes.
+func WithIdleTimeout(d time.Duration) Option {
+	return optionFunc(func(s *Service) { s.idleTimeout = d })
+}
+
+// WithTokenTTL tells the service the access token lifetime, so a rotated
+// signing key is kept until the tokens it signed have expired. The default
+// is 15 minutes.
+func WithTokenTTL(d time.Duration) Option {
+	return optionFunc(func(s *Service) { s.tokenTTL = d })
+}
+
+// WithClock sets the time source. The default is time.Now.
+func WithClock(now func() time.Time) Option {
+	return optionFunc(func(s *Service) { s.now = now })
+}

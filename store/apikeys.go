@@ -1,0 +1,229 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// APIKey is a long-lived credential a user creates for programs. The
+// caller generates the secret and keeps only its hash here.
+type APIKey struct {
+	ID     string
+	UserID string
+	Name   string
+	// Scopes limit what the key may do. They are stored space-separated and
+	// returned sorted, free of duplicates and never nil.
+	Scopes []string
+	// Last4 is the end of the secret, shown to help the user tell keys apart.
+	Last4 string
+	// SecretHash is the SHA-256 of the secret, computed by the caller.
+	SecretHash []byte
+	CreateTime time.Time
+	// ExpireTime is when the key stops working, or nil if never.
+	ExpireTime *time.Time
+	// LastUseTime is when the key was last used, or nil if never.
+	LastUseTime *time.Time
+	// RevokeTime is when the key was revoked, or nil if it was not.
+	RevokeTime *time.Time
+}
+
+// apiKeyColumns are the columns scanAPIKey reads, from api_keys as k.
+const apiKeyColumns = `k.id, k.user_id, k.name, k.scopes, k.last4, k.secret_hash,
+	k.create_time, k.expire_time, k.last_use_time, k.revoke_time`
+
+// scanAPIKey reads a row that starts with apiKeyColumns, scanning the
+// columns after them into extra.
+func scanAPIKey(sc scanner, extra ...any) (APIKey, error) {
+	var (
+		k                     APIKey
+		scopes                string
+		create                int64
+		expire, used, revoked sql.NullInt64
+	)
+	dest := append([]any{&k.ID, &k.UserID, &k.Name, &scopes, &k.Last4, &k.SecretHash,
+		&create, &expire, &used, &revoked}, extra...)
+	if err := sc.Scan(dest...); err != nil {
+		return APIKey{}, err
+	}
+	k.Scopes = sortedUnique(strings.Fields(scopes))
+	k.CreateTime = fromMicros(create)
+	k.ExpireTime = fromNullMicros(expire)
+	k.LastUseTime = fromNullMicros(used)
+	k.RevokeTime = fromNullMicros(revoked)
+	return k, nil
+}
+
+// CreateAPIKey stores k. The caller chooses k.ID, normally with [NewID],
+// which must be unique, else CreateAPIKey returns an error matching
+// [ErrConflict]. A zero k.CreateTime means now. k.Name may have up to 256
+// bytes; k.Scopes up to 16 distinct scopes of 1 to 256 bytes without
+// spaces. It returns an error matching [ErrNotFound] if the user does not
+// exist.
+func (db *DB) CreateAPIKey(ctx context.Context, k APIKey) error {
+	if k.ID == "" {
+		return errors.New("create api key: empty id")
+	}
+	scopes := sortedUnique(k.Scopes)
+	if err := checkAPIKey(k, scopes); err != nil {
+		return fmt.Errorf("create api key %q: %w", k.ID, err)
+	}
+	create := k.CreateTime
+	if create.IsZero() {
+		create = db.timestamp()
+	}
+	_, err := db.sql.ExecContext(ctx,
+		`INSERT INTO api_keys (id, user_id, name, secret_hash, scopes, last4,
+			create_time, expire_time, last_use_time, revoke_time)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, k.UserID, k.Name, k.SecretHash, strings.Join(scopes, " "), k.Last4,
+		micros(create), nullMicros(k.ExpireTime), nullMicros(k.LastUseTime), nullMicros(k.RevokeTime))
+	if err != nil {
+		return fmt.Errorf("create api key %q: %w", k.ID, classify(err))
+	}
+	return nil
+}
+
+// checkAPIKey validates the fields of k other than its id, with scopes
+// already sorted and free of duplicates.
+func checkAPIKey(k APIKey, scopes []string) error {
+	if err := checkHash("secret", k.SecretHash); err != nil {
+		return err
+	}
+	if len(k.Name) > maxNameLen {
+		return fmt.Errorf("name of %d bytes, want at most %d", len(k.Name), maxNameLen)
+	}
+	if len(k.Last4) > maxNameLen {
+		return fmt.Errorf("last4 of %d bytes, want at most %d", len(k.Last4), maxNameLen)
+	}
+	if err := checkNames("scope", scopes); err != nil {
+		return err
+	}
+	// Stored space-separated: a scope with a space would read back as two.
+	if i := slices.IndexFunc(scopes, func(s string) bool { return strings.ContainsFunc(s, unicode.IsSpace) }); i >= 0 {
+		return fmt.Errorf("scope %q contains a space", scopes[i])
+	}
+	return nil
+}
+
+// APIKeyState is what a request authenticated by an API key needs to know
+// about it: the key and its owner's standing, read together.
+type APIKeyState struct {
+	// Key includes SecretHash, for the caller to compare.
+	Key APIKey
+	// Disabled reports whether the key's user is disabled.
+	Disabled bool
+	// Roles are the user's roles, sorted and free of duplicates.
+	Roles []string
+}
+
+// APIKeyState returns the API key id with its user's disabled flag and
+// roles, read in one query so that they cannot disagree, or an error
+// matching [ErrNotFound]. It returns expired and revoked keys too; the
+// caller decides whether a key is still good.
+func (db *DB) APIKeyState(ctx context.Context, id string) (APIKeyState, error) {
+	var (
+		st        APIKeyState
+		rolesJSON string
+	)
+	row := db.sql.QueryRowContext(ctx,
+		`SELECT `+apiKeyColumns+`, u.disabled,
+			(SELECT json_group_array(r.role ORDER BY r.role) FROM user_roles r WHERE r.user_id = u.id)
+		FROM api_keys k JOIN users u ON u.id = k.user_id
+		WHERE k.id = ?`, id)
+	k, err := scanAPIKey(row, &st.Disabled, &rolesJSON)
+	if err != nil {
+		return APIKeyState{}, fmt.Errorf("load state of api key %q: %w", id, classify(err))
+	}
+	roles, err := decodeRoles(rolesJSON)
+	if err != nil {
+		return APIKeyState{}, fmt.Errorf("load state of api key %q: %w", id, err)
+	}
+	st.Key, st.Roles = k, roles
+	return st, nil
+}
+
+// ListAPIKeys returns the API keys of userID that are not revoked, expired
+// ones included, newest first, up to 1000. SecretHash is left nil: a list
+// is for showing, never for checking.
+func (db *DB) ListAPIKeys(ctx context.Context, userID string) ([]APIKey, error) {
+	rows, err := db.sql.QueryContext(ctx,
+		`SELECT `+apiKeyColumns+` FROM api_keys k
+		WHERE k.user_id = ? AND k.revoke_time IS NULL
+		ORDER BY k.create_time DESC, k.id DESC
+		LIMIT ?`,
+		userID, maxLimit)
+	if err != nil {
+		return nil, fmt.Errorf("list api keys of user %q: %w", userID, err)
+	}
+	defer rows.Close()
+	var keys []APIKey
+	for rows.Next() {
+		k, err := scanAPIKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list api keys of user %q: %w", userID, err)
+		}
+		k.SecretHash = nil
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list api keys of user %q: %w", userID, err)
+	}
+	return keys, nil
+}
+
+// RevokeAPIKey revokes the API key id of userID. Revoking a revoked key
+// keeps its first revoke time and succeeds. It returns an error matching
+// [ErrNotFound] if the key does not exist or belongs to another user; the
+// two cannot be told apart, so no user learns of another's keys.
+func (db *DB) RevokeAPIKey(ctx context.Context, userID, id string) error {
+	res, err := db.sql.ExecContext(ctx,
+		`UPDATE api_keys SET revoke_time = COALESCE(revoke_time, ?) WHERE id = ? AND user_id = ?`,
+		micros(db.timestamp()), id, userID)
+	if err != nil {
+		return fmt.Errorf("revoke api key %q: %w", id, classify(err))
+	}
+	if err := affected(res); err != nil {
+		return fmt.Errorf("revoke api key %q: %w", id, err)
+	}
+	return nil
+}
+
+// RevokeUserAPIKeys revokes every unrevoked API key of userID and returns
+// how many it revoked: 0 for an unknown user.
+func (db *DB) RevokeUserAPIKeys(ctx context.Context, userID string) (int, error) {
+	res, err := db.sql.ExecContext(ctx,
+		`UPDATE api_keys SET revoke_time = ? WHERE user_id = ? AND revoke_time IS NULL`,
+		micros(db.timestamp()), userID)
+	if err != nil {
+		return 0, fmt.Errorf("revoke api keys of user %q: %w", userID, classify(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("revoke api keys of user %q: %w", userID, err)
+	}
+	return int(n), nil
+}
+
+// TouchAPIKey records that the API key id was used at used. The last use
+// time only moves forward, so requests finishing out of order cannot move
+// it back. It returns an error matching [ErrNotFound] if the key does not
+// exist.
+func (db *DB) TouchAPIKey(ctx context.Context, id string, used time.Time) error {
+	// MAX of several arguments is NULL if any is, hence the COALESCE.
+	res, err := db.sql.ExecContext(ctx,
+		`UPDATE api_keys SET last_use_time = MAX(COALESCE(last_use_time, @used), @used) WHERE id = @id`,
+		sql.Named("used", micros(used)), sql.Named("id", id))
+	if err != nil {
+		return fmt.Errorf("touch api key %q: %w", id, classify(err))
+	}
+	if err := affected(res); err != nil {
+		return fmt.Errorf("touch api key %q: %w", id, err)
+	}
+	return nil
+}
