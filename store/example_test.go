@@ -2,11 +2,13 @@ package store_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/connectguard/guard/store"
 )
@@ -55,4 +57,50 @@ func Example() {
 	// email taken
 	// alice@example.com: owner
 	// bob@example.com: read
+}
+
+// A refresh token works once. Presenting it again, as whoever copied it
+// would, revokes the session, and with it the token the rotation issued.
+func ExampleDB_RotateRefreshToken() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "store-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	db, err := store.Open(ctx, filepath.Join(dir, "guard.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+
+	hash := func(token string) []byte {
+		h := sha256.Sum256([]byte(token))
+		return h[:]
+	}
+	u, err := db.CreateUser(ctx, "alice@example.com", "$argon2id$...", []string{"member"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	expire := time.Now().Add(24 * time.Hour)
+	// A token session: no cookie hash.
+	sess, err := db.CreateSession(ctx, u.ID, expire, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := db.CreateRefreshToken(ctx, sess.ID, hash("first"), expire); err != nil {
+		log.Fatal(err)
+	}
+
+	_, err = db.RotateRefreshToken(ctx, hash("first"), hash("second"), expire)
+	fmt.Println("rotate first:", err)
+	s, err := db.RotateRefreshToken(ctx, hash("first"), hash("third"), expire)
+	fmt.Println("rotate first again:", errors.Is(err, store.ErrReused), s.ID == sess.ID, s.RevokeTime != nil)
+	_, err = db.RotateRefreshToken(ctx, hash("second"), hash("fourth"), expire)
+	fmt.Println("rotate second:", errors.Is(err, store.ErrExpired))
+	// Output:
+	// rotate first: <nil>
+	// rotate first again: true true true
+	// rotate second: true
 }

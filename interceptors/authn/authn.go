@@ -291,6 +291,15 @@ func (o *Observed) UserID() string {
 
 type observedKey struct{}
 
+// Identify records, for the access log and the audit log, the user that a
+// public call acted for (a successful login). It authenticates nothing:
+// the call's context gains no principal.
+func Identify(ctx context.Context, userID string) {
+	if o, ok := ctx.Value(observedKey{}).(*Observed); ok && o.p == nil {
+		o.p = &Principal{UserID: userID}
+	}
+}
+
 // Observe returns a context in which authn will record the principal, and
 // the record. Interceptors that observe the same call share one record.
 func Observe(ctx context.Context) (context.Context, *Observed) {

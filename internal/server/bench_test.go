@@ -12,19 +12,29 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	authv1 "github.com/connectguard/guard/gen/guard/auth/v1"
 	notesv1 "github.com/connectguard/guard/gen/guard/notes/v1"
+	"github.com/connectguard/guard/interceptors/authn"
+	"github.com/connectguard/guard/interceptors/policy"
 	"github.com/connectguard/guard/internal/config"
+	"github.com/connectguard/guard/internal/lockout"
 	"github.com/connectguard/guard/internal/password"
+	"github.com/connectguard/guard/internal/token"
+	"github.com/connectguard/guard/service/auth"
 	"github.com/connectguard/guard/store"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // benchEnv is one server's handlers, bare and secured, over one database.
 type benchEnv struct {
 	bare, full http.Handler
-	token      string
-	body       []byte
+	// authnHit and authnMiss have only the authn interceptor: with the
+	// verified-token cache, and without it (a full Ed25519 verify per call).
+	authnHit, authnMiss http.Handler
+	token               string
+	body                []byte
 }
 
 func newBenchEnv(b *testing.B) *benchEnv {
@@ -53,6 +63,27 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	for _, s := range services {
 		bare.Handle(s.mount())
 	}
+	authnOnly := func(v credentials) http.Handler {
+		descs := make([]protoreflect.ServiceDescriptor, len(services))
+		for i, s := range services {
+			descs[i] = s.desc
+		}
+		table, err := policy.NewTable(descs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		for _, s := range services {
+			mux.Handle(s.mount(connect.WithInterceptors(authn.NewInterceptor(table, v))))
+		}
+		return mux
+	}
+	keys, err := auth.LoadKeys(ctx, db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	uncached := auth.New(db, hasher, token.New(keys, cfg.Issuer, cfg.Audience, token.WithCacheSize(0)), keys,
+		lockout.New(lockout.Policy{}, lockout.Policy{}), log)
 	hash, err := hasher.Hash(ctx, "bench password 1")
 	if err != nil {
 		b.Fatal(err)
@@ -82,7 +113,10 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &benchEnv{bare: bare, full: full, token: tok, body: body}
+	return &benchEnv{
+		bare: bare, full: full, token: tok, body: body,
+		authnHit: authnOnly(deps.auth), authnMiss: authnOnly(uncached),
+	}
 }
 
 // call sends GetNote over Connect (binary) to h in-process.
@@ -115,11 +149,26 @@ func BenchmarkGetNote(b *testing.B) {
 	}
 }
 
-// BenchmarkGetNoteRatio runs the bare and full handlers alternately in
-// blocks of 64 calls and reports the median of the per-pair time ratios
-// (full/bare): on shared, noisy machines only paired ratios are stable.
+// BenchmarkGetNoteRatio reports the median time ratio full/bare over
+// paired blocks (see pairedRatio).
 func BenchmarkGetNoteRatio(b *testing.B) {
 	e := newBenchEnv(b)
+	e.pairedRatio(b, e.full, "full/bare")
+}
+
+// BenchmarkAuthnRatio reports what authentication alone adds to the bare
+// handler: with a repeated token (verified-token cache and session state
+// cache warm) and with every token verified afresh.
+func BenchmarkAuthnRatio(b *testing.B) {
+	e := newBenchEnv(b)
+	b.Run("cache_hit", func(b *testing.B) { e.pairedRatio(b, e.authnHit, "authn/bare") })
+	b.Run("cache_miss", func(b *testing.B) { e.pairedRatio(b, e.authnMiss, "authn/bare") })
+}
+
+// pairedRatio runs the bare handler and h alternately in blocks of 64
+// calls and reports the median of the per-pair time ratios h/bare: on
+// shared, noisy machines only paired ratios are stable.
+func (e *benchEnv) pairedRatio(b *testing.B, h http.Handler, unit string) {
 	const block = 64
 	var ratios []float64
 	for b.Loop() {
@@ -130,11 +179,11 @@ func BenchmarkGetNoteRatio(b *testing.B) {
 		bare := time.Since(start)
 		start = time.Now()
 		for range block {
-			e.call(b, e.full)
+			e.call(b, h)
 		}
 		ratios = append(ratios, float64(time.Since(start))/float64(bare))
 	}
 	slices.Sort(ratios)
-	b.ReportMetric(ratios[len(ratios)/2], "full/bare")
+	b.ReportMetric(ratios[len(ratios)/2], unit)
 	b.ReportMetric(0, "ns/op") // a loop iteration is 128 calls; the ratio is the result
 }

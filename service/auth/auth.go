@@ -133,6 +133,7 @@ func (s *Service) Login(ctx context.Context, req *connect.Request[authv1.LoginRe
 		return nil, errLogin()
 	}
 	s.lockout.Success(email)
+	authn.Identify(ctx, u.ID)
 	if rehash {
 		s.rehash(ctx, u.ID, req.Msg.GetPassword())
 	}
