@@ -8,6 +8,7 @@ GO ?= go
 BUF := $(GO) tool -modfile=tools/go.mod buf
 GOLANGCI_LINT := $(GO) tool -modfile=tools/lint/go.mod golangci-lint
 TS := clients/ts
+BROWSER := testdata/browser
 
 .DEFAULT_GOAL := help
 
@@ -24,7 +25,7 @@ test: fmt-check vet lint go-test check-generated ts-typecheck ## everything CI c
 	@echo "make test: all checks passed"
 
 .PHONY: go-test
-go-test: ## go test -race ./...
+go-test: browser-deps ## go test -race ./...
 	$(GO) test -race -count=1 ./...
 
 .PHONY: fmt-check
@@ -71,4 +72,24 @@ third_party:
 
 $(TS)/node_modules: $(TS)/package.json $(TS)/package-lock.json
 	cd $(TS) && npm ci --no-audit --no-fund
+	touch $@
+
+.PHONY: browser-deps
+browser-deps: /usr/bin/chromium $(BROWSER)/node_modules ## Chromium (Debian package) and playwright-core for the real-browser test
+
+# Debian's Chromium; playwright never downloads a browser of its own here.
+# Without root the install is skipped with a message and the browser test
+# skips itself (outside CI).
+/usr/bin/chromium:
+	@if [ "$$(id -u)" -ne 0 ]; then \
+		echo "browser-deps: /usr/bin/chromium is missing and installing it needs root:"; \
+		echo "  sudo apt-get update && sudo apt-get install -y chromium"; \
+		echo "browser-deps: the real-browser test will be skipped until then"; \
+	else \
+		echo "browser-deps: installing Chromium (apt-get install chromium)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
+
+$(BROWSER)/node_modules: $(BROWSER)/package.json $(BROWSER)/package-lock.json
+	cd $(BROWSER) && npm ci --no-audit --no-fund
 	touch $@

@@ -229,10 +229,11 @@ func (db *DB) CreateRefreshToken(ctx context.Context, sessionID string, hash []b
 // one succeeds and the others find it spent. Errors:
 //
 //   - [ErrNotFound]: oldHash is no token; nothing is written.
-//   - [ErrReused]: oldHash was spent before. A spent token is presented only
-//     by someone who copied it, or by its owner after the copier did; the
-//     store cannot tell which, so it revokes the whole session in the same
-//     transaction. The returned Session names it, for the caller's log.
+//   - [ErrReused]: oldHash was spent before. A spent token is presented by
+//     someone who copied it, by its owner after the copier did, or by a
+//     client that lost the answer to its own rotation; the store cannot tell
+//     which, so it revokes the whole session in the same transaction. The
+//     returned Session names it, for the caller's log.
 //   - [ErrExpired]: the token expired, or its session was revoked or
 //     expired; nothing is written.
 //   - [ErrConflict]: newHash is taken; nothing is written.
