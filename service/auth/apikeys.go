@@ -52,10 +52,11 @@ func (s *Service) CreateAPIKey(ctx context.Context, req *connect.Request[authv1.
 	}
 	secret := randomToken()
 	sum := sha256.Sum256([]byte(secret))
-	expire := s.now().Add(req.Msg.GetTtl().AsDuration())
+	now := s.now().UTC().Truncate(time.Microsecond) // the store's precision
+	expire := now.Add(req.Msg.GetTtl().AsDuration())
 	k := store.APIKey{
 		ID: store.NewID(), UserID: p.UserID, Name: req.Msg.GetName(), Scopes: slices.Sorted(slices.Values(req.Msg.GetScopes())),
-		Last4: secret[len(secret)-4:], SecretHash: sum[:], CreateTime: s.now(), ExpireTime: &expire,
+		Last4: secret[len(secret)-4:], SecretHash: sum[:], CreateTime: now, ExpireTime: &expire,
 	}
 	if err := s.store.CreateAPIKey(ctx, k); err != nil {
 		return nil, rpcerr.FromStore(ctx, s.log, "api key", err)
