@@ -1,20 +1,17 @@
 package goclient_test
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"connectrpc.com/connect"
 	"github.com/connectguard/guard/clients/goclient"
 	authv1 "github.com/connectguard/guard/gen/guard/auth/v1"
 	notesv1 "github.com/connectguard/guard/gen/guard/notes/v1"
-	"github.com/connectguard/guard/internal/server"
+	"github.com/connectguard/guard/internal/servertest"
 )
 
 // Example logs in over gRPC, creates a note, and shows how a refusal
@@ -76,35 +73,16 @@ func startGuard(adminPassword string) (baseURL string, stop func(), err error) {
 		return "", nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	outR, outW := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		args := []string{"-addr=127.0.0.1:0", "-db=" + filepath.Join(dir, "guard.db")}
-		env := map[string]string{"GUARD_ADMIN_PASSWORD": adminPassword}
-		done <- server.Run(ctx, args, func(k string) string { return env[k] }, outW, io.Discard)
-		_ = outW.Close()
-	}()
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(outR)
-		for sc.Scan() {
-			if u, ok := strings.CutPrefix(sc.Text(), "guard listening on "); ok {
-				addr <- u
-			}
-		}
-		close(addr)
-	}()
-	stop = func() {
-		cancel()
-		<-done
-		_ = os.RemoveAll(dir)
-	}
-	u, ok := <-addr
-	if !ok {
-		runErr := <-done
+	url, wait, err := servertest.Launch(ctx, []string{"-db=" + filepath.Join(dir, "guard.db")},
+		map[string]string{"GUARD_ADMIN_PASSWORD": adminPassword}, io.Discard)
+	if err != nil {
 		cancel()
 		_ = os.RemoveAll(dir)
-		return "", nil, fmt.Errorf("server exited before listening: %w", errors.Join(runErr, errors.New("no address printed")))
+		return "", nil, err
 	}
-	return u, stop, nil
+	return url, func() {
+		cancel()
+		_ = wait()
+		_ = os.RemoveAll(dir)
+	}, nil
 }

@@ -6,6 +6,8 @@ package servertest
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -43,14 +45,34 @@ func Start(t testing.TB, flags ...string) *Server {
 	t.Helper()
 	dir := t.TempDir()
 	s := &Server{DBPath: filepath.Join(dir, "guard.db"), log: &lockedBuilder{}, t: t}
-	args := append([]string{"-addr=127.0.0.1:0", "-db=" + s.DBPath, "-log-level=debug"}, flags...)
+	args := append([]string{"-db=" + s.DBPath, "-log-level=debug"}, flags...)
 	env := map[string]string{"GUARD_ADMIN_PASSWORD": AdminPassword, "GUARD_ADMIN_EMAIL": AdminEmail}
 	ctx, cancel := context.WithCancel(context.Background())
+	url, wait, err := Launch(ctx, args, env, s.log)
+	if err != nil {
+		cancel()
+		t.Fatalf("%v\nlog:\n%s", err, s.log.String())
+	}
+	s.URL = url
+	t.Cleanup(func() {
+		cancel()
+		if err := wait(); err != nil {
+			t.Errorf("server.Run: %v", err)
+		}
+	})
+	return s
+}
+
+// Launch runs the server as the binary does (server.Run) on a random
+// loopback port, with args and the environment env, logging to log, until
+// ctx is done. It returns the base URL once the server listens, and wait,
+// which returns Run's result after ctx is done.
+func Launch(ctx context.Context, args []string, env map[string]string, log io.Writer) (url string, wait func() error, err error) {
+	args = append([]string{"-addr=127.0.0.1:0"}, args...)
 	outR, outW := io.Pipe()
-	logW := s.log
 	done := make(chan error, 1)
 	go func() {
-		done <- server.Run(ctx, args, func(k string) string { return env[k] }, outW, logW)
+		done <- server.Run(ctx, args, func(k string) string { return env[k] }, outW, log)
 		_ = outW.Close()
 	}()
 	addr := make(chan string, 1)
@@ -66,21 +88,12 @@ func Start(t testing.TB, flags ...string) *Server {
 	select {
 	case u, ok := <-addr:
 		if !ok {
-			cancel()
-			t.Fatalf("server exited before listening: %v\nlog:\n%s", <-done, logW.String())
+			return "", nil, fmt.Errorf("server exited before listening: %w", <-done)
 		}
-		s.URL = u
+		return u, func() error { return <-done }, nil
 	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("server did not start within 60s")
+		return "", nil, errors.New("server did not start within 60s")
 	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server.Run: %v", err)
-		}
-	})
-	return s
 }
 
 // Logs returns what the server has logged so far.
