@@ -147,9 +147,9 @@ func (a *authenticator) check(ctx context.Context, call callcheck.Call) (context
 	}
 	switch {
 	case errors.Is(err, ErrExpired):
-		return ctx, refuse("credentials expired", `error="invalid_token", error_description="expired"`)
+		return ctx, Unauthenticated("credentials expired", `error="invalid_token", error_description="expired"`)
 	case err != nil || p == nil:
-		return ctx, refuse("invalid credentials", `error="invalid_token"`)
+		return ctx, Unauthenticated("invalid credentials", `error="invalid_token"`)
 	}
 	if o, ok := ctx.Value(observedKey{}).(*Observed); ok {
 		o.p = p
@@ -172,12 +172,12 @@ func (a *authenticator) credential(h http.Header) (credentialKind, string, error
 	}
 	auth := h.Values("Authorization")
 	if len(auth) > 1 {
-		return 0, "", refuse("more than one credential", `error="invalid_request"`)
+		return 0, "", Unauthenticated("more than one credential", `error="invalid_request"`)
 	}
 	if len(auth) == 1 {
 		scheme, token, ok := strings.Cut(auth[0], " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > maxCredentialLen {
-			return 0, "", refuse("invalid credentials", `error="invalid_request"`)
+			return 0, "", Unauthenticated("invalid credentials", `error="invalid_request"`)
 		}
 		if a.keys != nil && strings.HasPrefix(token, a.keyPrefix) {
 			found(kindAPIKey, token)
@@ -188,10 +188,10 @@ func (a *authenticator) credential(h http.Header) (credentialKind, string, error
 	if a.keys != nil {
 		switch keys := h.Values("X-API-Key"); {
 		case len(keys) > 1:
-			return 0, "", refuse("more than one credential", `error="invalid_request"`)
+			return 0, "", Unauthenticated("more than one credential", `error="invalid_request"`)
 		case len(keys) == 1:
 			if keys[0] == "" || len(keys[0]) > maxCredentialLen {
-				return 0, "", refuse("invalid credentials", `error="invalid_request"`)
+				return 0, "", Unauthenticated("invalid credentials", `error="invalid_request"`)
 			}
 			found(kindAPIKey, keys[0])
 		}
@@ -211,19 +211,19 @@ func (a *authenticator) credential(h http.Header) (credentialKind, string, error
 		}
 		switch {
 		case len(cookies) > 1:
-			return 0, "", refuse("more than one credential", `error="invalid_request"`)
+			return 0, "", Unauthenticated("more than one credential", `error="invalid_request"`)
 		case len(cookies) == 1:
 			if cookies[0] == "" || len(cookies[0]) > maxCredentialLen {
-				return 0, "", refuse("invalid credentials", `error="invalid_request"`)
+				return 0, "", Unauthenticated("invalid credentials", `error="invalid_request"`)
 			}
 			found(kindCookie, cookies[0])
 		}
 	}
 	switch {
 	case count == 0:
-		return 0, "", refuse("authentication required", "")
+		return 0, "", Unauthenticated("authentication required", "")
 	case count > 1:
-		return 0, "", refuse("more than one credential", `error="invalid_request"`)
+		return 0, "", Unauthenticated("more than one credential", `error="invalid_request"`)
 	}
 	return kind, value, nil
 }
@@ -262,8 +262,11 @@ func crossSite(msg string) *connect.Error {
 	return connect.NewError(connect.CodePermissionDenied, errors.New(msg))
 }
 
-// refuse builds an unauthenticated error with an RFC 6750 challenge.
-func refuse(msg, params string) *connect.Error {
+// Unauthenticated is the refusal for a missing or bad credential: code
+// unauthenticated, message msg, and an RFC 6750 challenge with params (such
+// as `error="invalid_token"`; "" for none) in WWW-Authenticate. Services
+// that check credentials themselves (login, refresh) answer with it too.
+func Unauthenticated(msg, params string) *connect.Error {
 	err := connect.NewError(connect.CodeUnauthenticated, errors.New(msg))
 	challenge := `Bearer realm="guard"`
 	if params != "" {

@@ -409,7 +409,6 @@ func TestCredentialsNotInterchangeable(t *testing.T) {
 				}
 				t.Run("challenge", func(t *testing.T) {
 					if tt.procedure == procRefresh {
-						t.Skip("BUG: service/auth/auth.go:193 errRefresh answers 401 without WWW-Authenticate (DESIGN error contract and RFC 9110 §15.5.2 require a challenge)")
 					}
 					if got := res.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer") {
 						t.Errorf("got WWW-Authenticate %q, want a Bearer challenge", got)

@@ -167,7 +167,7 @@ func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *p
 	return services, chainDeps{
 		log:         log,
 		auth:        authSvc,
-		jwks:        auth.JWKSHandler(keys),
+		jwks:        authSvc.JWKSHandler(),
 		corsOrigins: cfg.CORSOrigins,
 		limiter:     ratelimit.NewLimiter(),
 		audit:       auditStore{db},

@@ -95,6 +95,7 @@ type Keys struct {
 	signing Key
 	all     []Key // in the order added
 	public  map[string]ed25519.PublicKey
+	retire  map[string]time.Time // when a key stops verifying
 }
 
 // NewKeys returns a set holding keys; the last one signs. It returns an error
@@ -136,16 +137,46 @@ func (k *Keys) Add(key Key) error {
 	return nil
 }
 
-// Public returns the public halves of all keys, oldest first, with Private
-// nil, for publishing as a JWKS. The slices are copies.
-func (k *Keys) Public() []Key {
+// Retire makes the key id stop verifying at at (an earlier time set before
+// stays). Tokens it signed are refused from then on, cached or not. The
+// signing key cannot be retired: add its successor first.
+func (k *Keys) Retire(id string, at time.Time) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, ok := k.public[id]; !ok {
+		return fmt.Errorf("retire key %q: %w", id, ErrInvalidKey)
+	}
+	if id == k.signing.ID {
+		return fmt.Errorf("retire key %q: it is the signing key: %w", id, ErrInvalidKey)
+	}
+	if k.retire == nil {
+		k.retire = make(map[string]time.Time)
+	}
+	if prev, ok := k.retire[id]; !ok || at.Before(prev) {
+		k.retire[id] = at
+	}
+	return nil
+}
+
+// Public returns the public halves of the keys that still verify at now,
+// oldest first, with Private nil, for publishing as a JWKS. The slices are
+// copies.
+func (k *Keys) Public(now time.Time) []Key {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	out := make([]Key, len(k.all))
-	for i, key := range k.all {
-		out[i] = Key{ID: key.ID, Public: slices.Clone(key.Public)}
+	out := make([]Key, 0, len(k.all))
+	for _, key := range k.all {
+		if k.verifies(key.ID, now) {
+			out = append(out, Key{ID: key.ID, Public: slices.Clone(key.Public)})
+		}
 	}
 	return out
+}
+
+// verifies reports whether key id is not retired at now. k.mu must be held.
+func (k *Keys) verifies(id string, now time.Time) bool {
+	at, ok := k.retire[id]
+	return !ok || now.Before(at)
 }
 
 func (k *Keys) signer() (Key, bool) {
@@ -154,11 +185,17 @@ func (k *Keys) signer() (Key, bool) {
 	return k.signing, k.signing.Private != nil
 }
 
-func (k *Keys) lookup(id string) (ed25519.PublicKey, bool) {
+func (k *Keys) lookup(id string, now time.Time) (ed25519.PublicKey, bool) {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	pub, ok := k.public[id]
-	return pub, ok
+	return pub, ok && k.verifies(id, now)
+}
+
+// valid reports whether key id is in the set and not retired at now.
+func (k *Keys) valid(id string, now time.Time) bool {
+	_, ok := k.lookup(id, now)
+	return ok
 }
 
 // Claims are the verified contents of an access token.
@@ -179,6 +216,8 @@ type Claims struct {
 	// ExpiresAt is when the token stops being valid (exp), before leeway, in
 	// UTC at second precision.
 	ExpiresAt time.Time
+	// KeyID is the key that signed the token (kid).
+	KeyID string
 }
 
 // wireClaims is the JSON payload. aud is a single string as we issue it; an
@@ -308,6 +347,7 @@ func (s *Service) Sign(subject, sessionID string, roles []string) (token string,
 	})
 	t.Header["typ"] = typ
 	t.Header["kid"] = key.ID
+	c.KeyID = key.ID
 	token, err = t.SignedString(key.Private)
 	if err != nil {
 		return "", Claims{}, fmt.Errorf("sign token: %w", err)
@@ -332,7 +372,11 @@ func (s *Service) Verify(token string) (Claims, error) {
 		// needs none of them again, not even wellFormed.
 		sum = hashToken(token)
 		if c, until, ok := s.cache.get(sum); ok {
-			if !s.clock().Before(until) {
+			now := s.clock()
+			if !s.keys.valid(c.KeyID, now) {
+				return Claims{}, ErrInvalid // its key was retired since
+			}
+			if !now.Before(until) {
 				return Claims{}, ErrExpired
 			}
 			return c, nil
@@ -343,7 +387,8 @@ func (s *Service) Verify(token string) (Claims, error) {
 	}
 
 	var w wireClaims
-	if _, err := s.parser.ParseWithClaims(token, &w, s.keyFunc); err != nil {
+	parsed, err := s.parser.ParseWithClaims(token, &w, s.keyFunc)
+	if err != nil {
 		if onlyExpired(err) {
 			return Claims{}, ErrExpired
 		}
@@ -361,6 +406,7 @@ func (s *Service) Verify(token string) (Claims, error) {
 		IssuedAt:  w.IssuedAt.UTC(),
 		ExpiresAt: w.ExpiresAt.UTC(),
 	}
+	c.KeyID, _ = parsed.Header["kid"].(string)
 	if len(w.Roles) > 0 {
 		c.Roles = w.Roles
 	}
@@ -389,7 +435,7 @@ func (s *Service) keyFunc(t *jwt.Token) (any, error) {
 		return nil, ErrInvalid
 	}
 	kid, _ := t.Header["kid"].(string)
-	pub, ok := s.keys.lookup(kid)
+	pub, ok := s.keys.lookup(kid, s.clock())
 	if !ok {
 		return nil, ErrInvalid
 	}

@@ -195,7 +195,7 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 			}
 			want := token.Claims{
 				Subject: "user-1", SessionID: "session-1", ID: signed.ID,
-				IssuedAt: t0, ExpiresAt: t0.Add(15 * time.Minute),
+				IssuedAt: t0, ExpiresAt: t0.Add(15 * time.Minute), KeyID: f.key.ID,
 			}
 			if len(tt.roles) > 0 {
 				want.Roles = tt.roles
@@ -673,7 +673,7 @@ func TestRotation(t *testing.T) {
 		})
 	}
 
-	pub := f.keys.Public()
+	pub := f.keys.Public(time.Now())
 	if got, want := len(pub), 2; got != want {
 		t.Fatalf("len(Public()) = %d, want %d", got, want)
 	}
@@ -1007,7 +1007,7 @@ func TestConcurrentUse(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			_ = f.keys.Public()
+			_ = f.keys.Public(time.Now())
 		}
 	})
 	wg.Wait()
@@ -1061,4 +1061,75 @@ func BenchmarkVerifyRejectOversized(b *testing.B) {
 			b.Fatal("accepted oversized token")
 		}
 	}
+}
+
+// TestRetire: a retired key stops verifying at its retirement time, for
+// tokens seen before (cached) and new ones alike, and leaves the JWKS; the
+// signing key cannot be retired.
+func TestRetire(t *testing.T) {
+	t.Parallel()
+	now := t0
+	old := mustKey(t)
+	keys, err := token.NewKeys(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := token.New(keys, issuer, audience, token.WithClock(func() time.Time { return now }))
+	cached, _, err := svc.Sign("user-1", "session-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Verify(cached); err != nil {
+		t.Fatalf("before rotation: got %v, want nil", err)
+	}
+	if err := keys.Retire(old.ID, now); err == nil {
+		t.Error("Retire(signing key): got nil, want an error")
+	}
+	next := mustKey(t)
+	if err := keys.Add(next); err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.Retire(old.ID, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.Retire(old.ID, t0.Add(time.Hour)); err != nil { // a later time does not postpone it
+		t.Fatal(err)
+	}
+	// A token the old key signs after rotation (as with a leaked key).
+	forger := token.New(mustKeys(t, old), issuer, audience, token.WithClock(func() time.Time { return now }))
+	forged, _, err := forger.Sign("user-1", "session-1", []string{"admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Verify(cached); err != nil {
+		t.Errorf("before retirement, cached: got %v, want nil", err)
+	}
+	if got := len(keys.Public(now)); got != 2 {
+		t.Errorf("before retirement: got %d public keys, want 2", got)
+	}
+	now = t0.Add(time.Minute)
+	for name, tok := range map[string]string{"cached": cached, "forged": forged} {
+		if _, err := svc.Verify(tok); !errors.Is(err, token.ErrInvalid) {
+			t.Errorf("after retirement, %s: got %v, want ErrInvalid", name, err)
+		}
+	}
+	if pub := keys.Public(now); len(pub) != 1 || pub[0].ID != next.ID {
+		t.Errorf("after retirement: got public keys %v, want only %s", pub, next.ID)
+	}
+	fresh, _, err := svc.Sign("user-1", "session-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Verify(fresh); err != nil {
+		t.Errorf("new key after retirement: got %v, want nil", err)
+	}
+}
+
+func mustKeys(t *testing.T, k token.Key) *token.Keys {
+	t.Helper()
+	keys, err := token.NewKeys(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }

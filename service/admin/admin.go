@@ -33,7 +33,7 @@ type Store interface {
 type Credentials interface {
 	// InvalidateUser makes the user's next request re-read its state.
 	InvalidateUser(userID string)
-	RotateSigningKey(ctx context.Context) (string, error)
+	RotateSigningKey(ctx context.Context, revokePrevious bool) (string, error)
 }
 
 // Service implements AdminService. Methods not built yet answer
@@ -128,8 +128,8 @@ func (s *Service) DisableUser(ctx context.Context, req *connect.Request[adminv1.
 }
 
 // RotateSigningKey implements AdminService.
-func (s *Service) RotateSigningKey(ctx context.Context, _ *connect.Request[adminv1.RotateSigningKeyRequest]) (*connect.Response[adminv1.RotateSigningKeyResponse], error) {
-	kid, err := s.creds.RotateSigningKey(ctx)
+func (s *Service) RotateSigningKey(ctx context.Context, req *connect.Request[adminv1.RotateSigningKeyRequest]) (*connect.Response[adminv1.RotateSigningKeyResponse], error) {
+	kid, err := s.creds.RotateSigningKey(ctx, req.Msg.GetRevokePrevious())
 	if err != nil {
 		return nil, err
 	}

@@ -102,7 +102,7 @@ func New(st Store, hasher *password.Hasher, tokens *token.Service, keys *token.K
 // errLogin is the one answer to every failed login: unknown email, wrong
 // password and disabled account are indistinguishable.
 func errLogin() *connect.Error {
-	return connect.NewError(connect.CodeUnauthenticated, errors.New("invalid email or password"))
+	return authn.Unauthenticated("invalid email or password", "")
 }
 
 // Login implements AuthService. Before any password work it consults the
@@ -191,7 +191,7 @@ func (s *Service) issue(ctx context.Context, sess store.Session, roles []string)
 }
 
 func errRefresh() *connect.Error {
-	return connect.NewError(connect.CodeUnauthenticated, errors.New("invalid refresh token"))
+	return authn.Unauthenticated("invalid refresh token", `error="invalid_token"`)
 }
 
 // Refresh implements AuthService: the presented token is spent and a new

@@ -47,6 +47,10 @@ type stateCache struct {
 	entries map[string]*credState
 	max     int
 	now     func() time.Time
+	// gen counts invalidations. A state loaded while one happened may
+	// predate it, so it is used for that request but not cached: else a
+	// credential revoked during the read would work on for cacheTTL.
+	gen uint64
 }
 
 func newStateCache(maxEntries int, now func() time.Time) *stateCache {
@@ -59,6 +63,7 @@ func (c *stateCache) get(key string, load func() (credState, error)) (credState,
 	now := c.now()
 	c.mu.Lock()
 	e, ok := c.entries[key]
+	gen := c.gen
 	c.mu.Unlock()
 	if ok && now.Sub(e.at) < cacheTTL {
 		return *e, nil
@@ -69,11 +74,14 @@ func (c *stateCache) get(key string, load func() (credState, error)) (credState,
 	}
 	st.at = now
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return st, nil
+	}
 	if len(c.entries) >= c.max {
 		clear(c.entries) // bounded; everything reloads within a second
 	}
 	c.entries[key] = &st
-	c.mu.Unlock()
 	return st, nil
 }
 
@@ -91,6 +99,7 @@ func (c *stateCache) update(key string, f func(*credState)) {
 func (c *stateCache) invalidateUser(userID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	for k, e := range c.entries {
 		if e.userID == userID {
 			delete(c.entries, k)

@@ -44,7 +44,19 @@ func LoadKeys(ctx context.Context, ks KeyStore) (*token.Keys, error) {
 		}
 		keys = append(keys, token.Key{ID: sk.ID, Private: ed25519.PrivateKey(sk.Private), Public: ed25519.PublicKey(sk.Public)})
 	}
-	return token.NewKeys(keys...)
+	set, err := token.NewKeys(keys...)
+	if err != nil {
+		return nil, err
+	}
+	// Retirements scheduled before a restart still apply.
+	for _, sk := range stored[1:] {
+		if sk.RetireTime != nil {
+			if err := set.Retire(sk.ID, *sk.RetireTime); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return set, nil
 }
 
 func newSigningKey(ctx context.Context, ks KeyStore) (token.Key, error) {
@@ -60,10 +72,13 @@ func newSigningKey(ctx context.Context, ks KeyStore) (token.Key, error) {
 }
 
 // RotateSigningKey makes a new signing key, used for every token from now
-// on. Older keys are retired once the tokens they signed have expired
-// (access token lifetime plus the verification leeway); until then they
-// still verify and are published in the JWKS.
-func (s *Service) RotateSigningKey(ctx context.Context) (string, error) {
+// on. The previous keys retire once the tokens they signed have expired
+// (access token lifetime plus the verification leeway), or at once with
+// revokePrevious (a leaked key); until then they verify and are published
+// in the JWKS. Retirement is recorded in the database, so it holds across
+// restarts.
+func (s *Service) RotateSigningKey(ctx context.Context, revokePrevious bool) (string, error) {
+	previous := s.keys.Public(s.now())
 	k, err := newSigningKey(ctx, s.store)
 	if err != nil {
 		return "", rpcerr.Internal(ctx, s.log, err)
@@ -72,17 +87,28 @@ func (s *Service) RotateSigningKey(ctx context.Context) (string, error) {
 		return "", rpcerr.Internal(ctx, s.log, err)
 	}
 	now := s.now()
-	if _, err := s.store.RetireSigningKeys(ctx, k.ID, now, now.Add(s.tokenTTL+30*time.Second)); err != nil {
+	at := now.Add(s.tokenTTL + 30*time.Second)
+	if revokePrevious {
+		at = now
+	}
+	for _, p := range previous {
+		if err := s.keys.Retire(p.ID, at); err != nil {
+			return "", rpcerr.Internal(ctx, s.log, err)
+		}
+	}
+	// Every stored key but the new one, whenever it was made.
+	everything := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := s.store.RetireSigningKeys(ctx, k.ID, everything, at); err != nil {
 		return "", rpcerr.Internal(ctx, s.log, err)
 	}
-	s.log.InfoContext(ctx, "signing key rotated", "kid", k.ID)
+	s.log.InfoContext(ctx, "signing key rotated", "kid", k.ID, "previous_retire_time", at)
 	return k.ID, nil
 }
 
 // JWKSHandler serves the public signing keys as a JSON Web Key Set
 // (RFC 7517, OKP keys per RFC 8037), for other services that verify
 // Guard's access tokens.
-func JWKSHandler(keys *token.Keys) http.Handler {
+func (s *Service) JWKSHandler() http.Handler {
 	type jwk struct {
 		Kty string `json:"kty"`
 		Crv string `json:"crv"`
@@ -92,7 +118,7 @@ func JWKSHandler(keys *token.Keys) http.Handler {
 		Use string `json:"use"`
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		pub := keys.Public()
+		pub := s.keys.Public(s.now())
 		set := struct {
 			Keys []jwk `json:"keys"`
 		}{Keys: make([]jwk, 0, len(pub))}

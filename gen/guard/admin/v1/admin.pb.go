@@ -619,9 +619,13 @@ func (x *ListAuditEventsResponse) GetNextPageToken() string {
 }
 
 type RotateSigningKeyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// revoke_previous retires the previous keys at once, for a key that has
+	// leaked: tokens they signed stop working now (clients refresh). Without
+	// it they keep verifying until the tokens they signed have expired.
+	RevokePrevious bool `protobuf:"varint,1,opt,name=revoke_previous,json=revokePrevious,proto3" json:"revoke_previous,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RotateSigningKeyRequest) Reset() {
@@ -652,6 +656,13 @@ func (x *RotateSigningKeyRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use RotateSigningKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeyRequest) Descriptor() ([]byte, []int) {
 	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RotateSigningKeyRequest) GetRevokePrevious() bool {
+	if x != nil {
+		return x.RevokePrevious
+	}
+	return false
 }
 
 type RotateSigningKeyResponse struct {
@@ -746,8 +757,9 @@ const file_guard_admin_v1_admin_proto_rawDesc = "" +
 	"\bactor_id\x18\x03 \x01(\tB\x18\xbaH\x15\xd8\x01\x01r\x102\x0e^[a-z2-7]{26}$R\aactorId\"u\n" +
 	"\x17ListAuditEventsResponse\x122\n" +
 	"\x06events\x18\x01 \x03(\v2\x1a.guard.admin.v1.AuditEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x19\n" +
-	"\x17RotateSigningKeyRequest\"1\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"B\n" +
+	"\x17RotateSigningKeyRequest\x12'\n" +
+	"\x0frevoke_previous\x18\x01 \x01(\bR\x0erevokePrevious\"1\n" +
 	"\x18RotateSigningKeyResponse\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId2\xc9\x04\n" +
 	"\fAdminService\x12S\n" +
