@@ -408,8 +408,6 @@ func TestCredentialsNotInterchangeable(t *testing.T) {
 					return
 				}
 				t.Run("challenge", func(t *testing.T) {
-					if tt.procedure == procRefresh {
-					}
 					if got := res.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer") {
 						t.Errorf("got WWW-Authenticate %q, want a Bearer challenge", got)
 					}
