@@ -63,6 +63,16 @@ func PrincipalFrom(ctx context.Context) (*Principal, bool) {
 	return p, ok && p != nil
 }
 
+// Caller returns the principal of an authenticated call, or the
+// unauthenticated refusal when there is none: code behind authn that needs
+// a caller fails closed if the chain was wired without it.
+func Caller(ctx context.Context) (*Principal, error) {
+	if p, ok := PrincipalFrom(ctx); ok {
+		return p, nil
+	}
+	return nil, Unauthenticated("authentication required", "")
+}
+
 // ErrExpired is returned (wrapped) by a verifier for a credential that was
 // valid but has expired; callers are told so, and nothing more.
 var ErrExpired = errors.New("credential expired")

@@ -37,9 +37,9 @@ func Check(ctx context.Context, rule *policy.Rule) error {
 	if rule.Public {
 		return nil
 	}
-	p, ok := authn.PrincipalFrom(ctx)
-	if !ok {
-		return connect.NewError(connect.CodeUnauthenticated, errors.New("authentication required"))
+	p, err := authn.Caller(ctx)
+	if err != nil {
+		return err
 	}
 	if !p.HasAnyRole(rule.Roles) {
 		return connect.NewError(connect.CodePermissionDenied,

@@ -114,9 +114,9 @@ func (i *Interceptor) check(ctx context.Context, procedure string, msg any) (any
 	if own == nil {
 		return nil, nil
 	}
-	p, ok := authn.PrincipalFrom(ctx)
-	if !ok {
-		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("authentication required"))
+	p, err := authn.Caller(ctx)
+	if err != nil {
+		return nil, err
 	}
 	if p.HasAnyRole(own.BypassRoles) {
 		return nil, nil

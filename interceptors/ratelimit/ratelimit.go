@@ -2,7 +2,6 @@ package ratelimit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -38,9 +37,9 @@ func NewInterceptor(table *policy.Table, l *Limiter) *Interceptor {
 			return ctx, nil
 		}
 		if rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_USER || rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_BOTH {
-			p, ok := authn.PrincipalFrom(ctx)
-			if !ok {
-				return ctx, connect.NewError(connect.CodeUnauthenticated, errors.New("authentication required"))
+			p, err := authn.Caller(ctx)
+			if err != nil {
+				return ctx, err
 			}
 			if err := spend(l, "u|"+p.UserID+"|"+rule.Procedure, rl); err != nil {
 				return ctx, err

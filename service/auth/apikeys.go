@@ -10,6 +10,7 @@ import (
 
 	"connectrpc.com/connect"
 	authv1 "github.com/connectguard/guard/gen/guard/auth/v1"
+	"github.com/connectguard/guard/interceptors/authn"
 	"github.com/connectguard/guard/internal/rpcerr"
 	"github.com/connectguard/guard/store"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -40,7 +41,7 @@ func allowedScopes(roles []string, scoped bool, own []string) []string {
 // CreateAPIKey implements AuthService. The key is gk_<id>_<secret> with a
 // 256-bit secret; only its SHA-256 is stored, and it is shown only here.
 func (s *Service) CreateAPIKey(ctx context.Context, req *connect.Request[authv1.CreateAPIKeyRequest]) (*connect.Response[authv1.CreateAPIKeyResponse], error) {
-	p, err := caller(ctx)
+	p, err := authn.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +70,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, req *connect.Request[authv1.
 
 // ListAPIKeys implements AuthService.
 func (s *Service) ListAPIKeys(ctx context.Context, _ *connect.Request[authv1.ListAPIKeysRequest]) (*connect.Response[authv1.ListAPIKeysResponse], error) {
-	p, err := caller(ctx)
+	p, err := authn.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +88,7 @@ func (s *Service) ListAPIKeys(ctx context.Context, _ *connect.Request[authv1.Lis
 // RevokeAPIKey implements AuthService. Another user's key answers exactly
 // like a missing one.
 func (s *Service) RevokeAPIKey(ctx context.Context, req *connect.Request[authv1.RevokeAPIKeyRequest]) (*connect.Response[authv1.RevokeAPIKeyResponse], error) {
-	p, err := caller(ctx)
+	p, err := authn.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -248,7 +248,7 @@ func (s *Service) securityEvent(ctx context.Context, userID, detail string) {
 // Logout implements AuthService: the caller's session is revoked, and with
 // it every access token and refresh token it issued.
 func (s *Service) Logout(ctx context.Context, _ *connect.Request[authv1.LogoutRequest]) (*connect.Response[authv1.LogoutResponse], error) {
-	p, err := caller(ctx)
+	p, err := authn.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +268,7 @@ func (s *Service) Logout(ctx context.Context, _ *connect.Request[authv1.LogoutRe
 
 // WhoAmI implements AuthService.
 func (s *Service) WhoAmI(ctx context.Context, _ *connect.Request[authv1.WhoAmIRequest]) (*connect.Response[authv1.WhoAmIResponse], error) {
-	p, err := caller(ctx)
+	p, err := authn.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -287,7 +287,7 @@ func (s *Service) WhoAmI(ctx context.Context, _ *connect.Request[authv1.WhoAmIRe
 // sets a new one and revokes the user's other sessions and every API key.
 // The caller's own session stays signed in.
 func (s *Service) ChangePassword(ctx context.Context, req *connect.Request[authv1.ChangePasswordRequest]) (*connect.Response[authv1.ChangePasswordResponse], error) {
-	p, err := caller(ctx)
+	p, err := authn.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -349,16 +349,6 @@ func randomToken() string {
 	var b [32]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
 	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// caller returns the authenticated principal; its absence means the chain
-// was wired without authn, and the call is refused.
-func caller(ctx context.Context) (*authn.Principal, error) {
-	p, ok := authn.PrincipalFrom(ctx)
-	if !ok {
-		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("authentication required"))
-	}
-	return p, nil
 }
 
 func authMethod(m authn.Method) authv1.AuthMethod {

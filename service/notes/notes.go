@@ -74,7 +74,7 @@ func (s *Service) Access(ctx context.Context, id string, p *authn.Principal) (po
 
 // CreateNote implements NoteService.
 func (s *Service) CreateNote(ctx context.Context, req *connect.Request[notesv1.CreateNoteRequest]) (*connect.Response[notesv1.CreateNoteResponse], error) {
-	p, err := caller(ctx)
+	p, err := authn.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +101,7 @@ func (s *Service) GetNote(ctx context.Context, req *connect.Request[notesv1.GetN
 
 // ListNotes implements NoteService.
 func (s *Service) ListNotes(ctx context.Context, req *connect.Request[notesv1.ListNotesRequest]) (*connect.Response[notesv1.ListNotesResponse], error) {
-	p, err := caller(ctx)
+	p, err := authn.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +165,7 @@ func (s *Service) DeleteNote(ctx context.Context, req *connect.Request[notesv1.D
 
 // ShareNote implements NoteService.
 func (s *Service) ShareNote(ctx context.Context, req *connect.Request[notesv1.ShareNoteRequest]) (*connect.Response[notesv1.ShareNoteResponse], error) {
-	p, err := caller(ctx)
+	p, err := authn.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -180,16 +180,6 @@ func (s *Service) ShareNote(ctx context.Context, req *connect.Request[notesv1.Sh
 		return nil, rpcerr.FromStore(ctx, s.log, "note or user", err)
 	}
 	return connect.NewResponse(&notesv1.ShareNoteResponse{}), nil
-}
-
-// caller returns the authenticated principal; its absence means the chain
-// was wired without authn, and the call is refused.
-func caller(ctx context.Context) (*authn.Principal, error) {
-	p, ok := authn.PrincipalFrom(ctx)
-	if !ok {
-		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("authentication required"))
-	}
-	return p, nil
 }
 
 func toProto(n store.Note) *notesv1.Note {
