@@ -61,7 +61,7 @@ ts-typecheck: $(TS)/node_modules ## typecheck the generated TypeScript
 
 .PHONY: bench
 bench: ## benchmarks: full chain vs bare handler (paired ratio), token verify
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./internal/server/ ./internal/token/ ./interceptors/...
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./internal/server/ ./internal/token/ ./internal/lockout/ ./interceptors/...
 
 # The third-party protos are printed from descriptors that go.mod pins;
 # cheap, so always redone.
