@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -22,26 +21,11 @@ import (
 // post sends a raw Connect JSON call, as curl would.
 func post(t *testing.T, srv *servertest.Server, procedure, body string, header http.Header) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, srv.URL+procedure, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
+	h := http.Header{"Content-Type": {"application/json"}}
 	for k, vs := range header {
-		for _, v := range vs {
-			req.Header.Add(k, v)
-		}
+		h[k] = append(h[k], vs...)
 	}
-	res, err := srv.HTTPClient().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res, string(b)
+	return send(t, srv, http.MethodPost, procedure, body, h)
 }
 
 func codeOf(err error) connect.Code {
