@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -19,6 +20,8 @@ import (
 // Config is every setting of the server.
 type Config struct {
 	Addr              string
+	TLSCert           string // PEM certificate chain; with TLSKey, serve HTTPS
+	TLSKey            string
 	DBPath            string
 	AdminEmail        string
 	AdminPassword     string // environment only: a flag would show in ps
@@ -95,6 +98,8 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	}
 
 	str(&c.Addr, "addr", "127.0.0.1:8080", "listen address")
+	str(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS, HTTP/2 by ALPN; needs -tls-key")
+	str(&c.TLSKey, "tls-key", "", "PEM private key file of -tls-cert")
 	str(&c.DBPath, "db", "./data/guard.db", "SQLite database file, created if missing")
 	str(&c.AdminEmail, "admin-email", "admin@example.com", "email of the admin created on first start")
 	str(&c.Issuer, "issuer", "guard", "access token issuer (iss)")
@@ -112,7 +117,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	num(&c.IPRateLimit, "ip-rate-limit", 600, "requests per client IP per -ip-rate-window, for all endpoints")
 	dur(&c.IPRateWindow, "ip-rate-window", time.Minute, "window of -ip-rate-limit")
 	num(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest request message accepted, in bytes")
-	boolean(&c.Reflection, "reflection", true, "serve gRPC reflection (for grpcurl)")
+	boolean(&c.Reflection, "reflection", false, "development setting: serve gRPC reflection, which describes every API (AdminService too) to anonymous callers")
 	str(&level, "log-level", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "text", "text or json")
 	dur(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may finish on SIGINT/SIGTERM")
@@ -194,7 +199,33 @@ func (c *Config) Validate() error {
 	if c.DBPath == "" {
 		bad("-db must not be empty")
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("-tls-cert and -tls-key: set both to serve HTTPS, or neither")
+	}
+	if c.TLSCert == "" && len(c.TrustedProxies) == 0 && !loopback(c.Addr) {
+		bad("-addr: %s is not a loopback address, and without TLS every token, password and cookie would cross the network in clear text: set -tls-cert and -tls-key, or put a TLS-terminating proxy in front and list it in -trusted-proxies", c.Addr)
+	}
 	return errors.Join(errs...)
+}
+
+// CleartextExposed reports whether the server listens beyond loopback
+// without TLS of its own, relying on a proxy in front for it.
+func (c *Config) CleartextExposed() bool {
+	return c.TLSCert == "" && !loopback(c.Addr)
+}
+
+// loopback reports whether the listen address addr accepts connections
+// from this machine only. An empty host listens on every interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 func splitList(s string) []string {

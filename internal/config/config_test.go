@@ -43,7 +43,8 @@ func TestParse_defaults(t *testing.T) {
 	}{
 		{"addr", c.Addr, "127.0.0.1:8080"},
 		{"db", c.DBPath, "./data/guard.db"},
-		{"reflection", c.Reflection, true},
+		{"reflection", c.Reflection, false},
+		{"tls", c.TLSCert + c.TLSKey, ""},
 		{"admin_email", c.AdminEmail, "admin@example.com"},
 		{"admin_password", c.AdminPassword, ""},
 		{"issuer", c.Issuer, "guard"},
@@ -76,7 +77,11 @@ func TestParse_environment(t *testing.T) {
 		env   env
 		check func(c config.Config) (got, want any)
 	}{
-		{"addr", env{"GUARD_ADDR": "0.0.0.0:9000"}, func(c config.Config) (any, any) { return c.Addr, "0.0.0.0:9000" }},
+		{"addr", env{"GUARD_ADDR": "127.0.0.2:9000"}, func(c config.Config) (any, any) { return c.Addr, "127.0.0.2:9000" }},
+		{"addr_public_behind_proxy", env{"GUARD_ADDR": "0.0.0.0:9000", "GUARD_TRUSTED_PROXIES": "10.0.0.1"}, func(c config.Config) (any, any) { return c.CleartextExposed(), true }},
+		{"addr_public_with_tls", env{"GUARD_ADDR": ":8443", "GUARD_TLS_CERT": "c.pem", "GUARD_TLS_KEY": "k.pem"}, func(c config.Config) (any, any) { return c.CleartextExposed(), false }},
+		{"addr_localhost", env{"GUARD_ADDR": "localhost:8080"}, func(c config.Config) (any, any) { return c.CleartextExposed(), false }},
+		{"addr_ipv6_loopback", env{"GUARD_ADDR": "[::1]:8080"}, func(c config.Config) (any, any) { return c.CleartextExposed(), false }},
 		{"db", env{"GUARD_DB": "/var/lib/guard.db"}, func(c config.Config) (any, any) { return c.DBPath, "/var/lib/guard.db" }},
 		{"admin_email", env{"GUARD_ADMIN_EMAIL": "root@example.org"}, func(c config.Config) (any, any) { return c.AdminEmail, "root@example.org" }},
 		{"admin_password", env{"GUARD_ADMIN_PASSWORD": "s3cret-passw0rd"}, func(c config.Config) (any, any) { return c.AdminPassword, "s3cret-passw0rd" }},
@@ -85,8 +90,8 @@ func TestParse_environment(t *testing.T) {
 		{"ip_rate_limit", env{"GUARD_IP_RATE_LIMIT": "42"}, func(c config.Config) (any, any) { return c.IPRateLimit, 42 }},
 		{"ip_rate_window", env{"GUARD_IP_RATE_WINDOW": "30s"}, func(c config.Config) (any, any) { return c.IPRateWindow, 30 * time.Second }},
 		{"max_body_bytes", env{"GUARD_MAX_BODY_BYTES": "4096"}, func(c config.Config) (any, any) { return c.MaxBodyBytes, 4096 }},
-		{"reflection_false", env{"GUARD_REFLECTION": "false"}, func(c config.Config) (any, any) { return c.Reflection, false }},
-		{"reflection_0", env{"GUARD_REFLECTION": "0"}, func(c config.Config) (any, any) { return c.Reflection, false }},
+		{"reflection_true", env{"GUARD_REFLECTION": "true"}, func(c config.Config) (any, any) { return c.Reflection, true }},
+		{"reflection_1", env{"GUARD_REFLECTION": "1"}, func(c config.Config) (any, any) { return c.Reflection, true }},
 		{"log_level", env{"GUARD_LOG_LEVEL": "debug"}, func(c config.Config) (any, any) { return c.LogLevel, slog.LevelDebug }},
 		{"log_format", env{"GUARD_LOG_FORMAT": "json"}, func(c config.Config) (any, any) { return c.LogFormat, "json" }},
 		{"shutdown_timeout", env{"GUARD_SHUTDOWN_TIMEOUT": "3s"}, func(c config.Config) (any, any) { return c.ShutdownTimeout, 3 * time.Second }},
@@ -125,7 +130,7 @@ func TestParse_flagBeatsEnvironment(t *testing.T) {
 		{"addr", []string{"-addr", "127.0.0.1:9999"}, env{"GUARD_ADDR": "0.0.0.0:1"}, func(c config.Config) (any, any) { return c.Addr, "127.0.0.1:9999" }},
 		{"duration", []string{"-access-token-ttl=2m"}, env{"GUARD_ACCESS_TOKEN_TTL": "30m"}, func(c config.Config) (any, any) { return c.AccessTokenTTL, 2 * time.Minute }},
 		{"number", []string{"-ip-rate-limit", "7"}, env{"GUARD_IP_RATE_LIMIT": "99"}, func(c config.Config) (any, any) { return c.IPRateLimit, 7 }},
-		{"bool", []string{"-reflection=true"}, env{"GUARD_REFLECTION": "false"}, func(c config.Config) (any, any) { return c.Reflection, true }},
+		{"bool", []string{"-reflection=false"}, env{"GUARD_REFLECTION": "true"}, func(c config.Config) (any, any) { return c.Reflection, false }},
 		{"list", []string{"-cors-origins", "https://b.example"}, env{"GUARD_CORS_ORIGINS": "https://a.example"}, func(c config.Config) (any, any) {
 			return strings.Join(c.CORSOrigins, " "), "https://b.example"
 		}},
@@ -195,6 +200,11 @@ func TestParse_refuses(t *testing.T) {
 		{"log_level", []string{"-log-level", "loud"}, nil, []string{"-log-level"}},
 		{"log_format", []string{"-log-format", "xml"}, nil, []string{"-log-format", `"xml"`}},
 		{"unknown_flag", []string{"-port", "80"}, nil, []string{"port"}},
+		{"cleartext_on_every_interface", []string{"-addr", ":8080"}, nil, []string{"-addr", "not a loopback address", "-tls-cert", "-trusted-proxies"}},
+		{"cleartext_on_public_ip", []string{"-addr", "203.0.113.5:80"}, nil, []string{"not a loopback address"}},
+		{"cleartext_on_hostname", []string{"-addr", "api.example.com:80"}, nil, []string{"not a loopback address"}},
+		{"tls_key_without_cert", []string{"-tls-key", "k.pem"}, nil, []string{"-tls-cert and -tls-key"}},
+		{"tls_cert_without_key", []string{"-tls-cert", "c.pem"}, nil, []string{"-tls-cert and -tls-key"}},
 		{"positional_argument", []string{"serve"}, nil, []string{"unexpected arguments: serve"}},
 		{"every_problem_at_once", []string{"-cors-origins", "*", "-max-body-bytes", "10"}, nil, []string{"wildcard", "-max-body-bytes"}},
 	}

@@ -9,7 +9,7 @@ import (
 
 func ExampleParse() {
 	environ := map[string]string{
-		"GUARD_ADDR":           "0.0.0.0:8443",
+		"GUARD_ADDR":           "127.0.0.1:8443",
 		"GUARD_ADMIN_PASSWORD": "correct-horse-battery",
 	}
 	getenv := func(k string) string { return environ[k] }

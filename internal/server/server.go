@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base32"
 	"errors"
 	"flag"
@@ -31,6 +32,7 @@ import (
 	"github.com/connectguard/guard/interceptors/policy"
 	"github.com/connectguard/guard/interceptors/ratelimit"
 	"github.com/connectguard/guard/interceptors/requestid"
+	"github.com/connectguard/guard/interceptors/secureheaders"
 	"github.com/connectguard/guard/internal/config"
 	"github.com/connectguard/guard/internal/lockout"
 	"github.com/connectguard/guard/internal/pagetoken"
@@ -86,16 +88,31 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
+	var tlsConfig *tls.Config
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("-tls-cert, -tls-key: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true) // gRPC in cleartext (h2c)
+	scheme := "http"
+	if tlsConfig != nil {
+		protocols.SetHTTP2(true) // negotiated by ALPN
+		scheme = "https"
+	} else {
+		protocols.SetUnencryptedHTTP2(true) // gRPC in cleartext (h2c)
+	}
 	srv := &http.Server{
 		Handler:           h,
 		Protocols:         &protocols,
+		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -104,11 +121,21 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	fmt.Fprintf(stdout, "guard listening on http://%s\n", ln.Addr())
-	log.Info("serving", "addr", ln.Addr().String(), "db", cfg.DBPath)
+	if cfg.CleartextExposed() {
+		log.Warn("serving cleartext HTTP beyond loopback: the proxies in -trusted-proxies must terminate TLS, and nothing else may reach this address",
+			"addr", ln.Addr().String())
+	}
+	fmt.Fprintf(stdout, "guard listening on %s://%s\n", scheme, ln.Addr())
+	log.Info("serving", "addr", ln.Addr().String(), "tls", cfg.TLSCert != "", "db", cfg.DBPath)
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			serveErr <- srv.ServeTLS(ln, "", "") // ALPN offers h2 and http/1.1
+			return
+		}
+		serveErr <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("serve: %w", err)
@@ -216,9 +243,13 @@ func mount(cfg config.Config, services []service, d chainDeps) (http.Handler, er
 	return httpLayer(cfg, d.limiter, mux), nil
 }
 
+// hstsMaxAge is the Strict-Transport-Security max-age sent over TLS.
+const hstsMaxAge = 365 * 24 * time.Hour
+
 // httpLayer wraps h in the HTTP steps, outermost first: request id (so
-// every response, refusals included, carries one), CORS (preflights are
-// answered here and never authenticated), client IP, per-IP rate limit.
+// every response, refusals included, carries one), security headers (on
+// every response, refusals included), CORS (preflights are answered here
+// and never authenticated), client IP, per-IP rate limit.
 func httpLayer(cfg config.Config, limiter *ratelimit.Limiter, h http.Handler) http.Handler {
 	h = ratelimit.Middleware(limiter, cfg.IPRateLimit, cfg.IPRateWindow, h)
 	h = clientip.NewResolver(cfg.TrustedProxies).Middleware(h)
@@ -232,7 +263,7 @@ func httpLayer(cfg config.Config, limiter *ratelimit.Limiter, h http.Handler) ht
 			MaxAge:           7200,
 		}).Handler(h)
 	}
-	return requestid.Middleware(h)
+	return requestid.Middleware(secureheaders.Middleware(hstsMaxAge, h))
 }
 
 // auditStore records audit events in the database.

@@ -5,20 +5,22 @@ import (
 	"sync"
 )
 
-// lockedBuilder is a strings.Builder safe for the server's concurrent log
-// writes.
-type lockedBuilder struct {
+// Log collects what a server logs: an io.Writer safe for the server's
+// concurrent writes, read back with String.
+type Log struct {
 	mu sync.Mutex
 	b  strings.Builder
 }
 
-func (l *lockedBuilder) Write(p []byte) (int, error) {
+// Write implements io.Writer.
+func (l *Log) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuilder) String() string {
+// String returns everything written so far.
+func (l *Log) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()

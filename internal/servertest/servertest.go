@@ -35,16 +35,38 @@ type Server struct {
 	URL string
 	// DBPath is the SQLite file, for tests that assert what was written.
 	DBPath string
-	log    *lockedBuilder
+	log    *Log
 	t      testing.TB
+	http   *http.Client
 }
 
 // Start runs a server until the test ends. flags are extra command-line
 // flags, such as "-cors-origins=https://app.example".
 func Start(t testing.TB, flags ...string) *Server {
 	t.Helper()
+	return start(t, t.TempDir(), flags)
+}
+
+// StartTLS runs a server on HTTPS (-tls-cert, -tls-key) with a
+// certificate for 127.0.0.1 made for the test. The clients Server returns
+// trust that certificate, and it alone.
+func StartTLS(t testing.TB, flags ...string) *Server {
+	t.Helper()
 	dir := t.TempDir()
-	s := &Server{DBPath: filepath.Join(dir, "guard.db"), log: &lockedBuilder{}, t: t}
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	pool, err := writeCert(certFile, keyFile)
+	if err != nil {
+		t.Fatalf("make test certificate: %v", err)
+	}
+	s := start(t, dir, append([]string{"-tls-cert=" + certFile, "-tls-key=" + keyFile}, flags...))
+	s.http = goclient.DefaultHTTPClient(s.URL)
+	s.http.Transport.(*http.Transport).TLSClientConfig.RootCAs = pool
+	return s
+}
+
+func start(t testing.TB, dir string, flags []string) *Server {
+	t.Helper()
+	s := &Server{DBPath: filepath.Join(dir, "guard.db"), log: &Log{}, t: t}
 	args := append([]string{"-db=" + s.DBPath, "-log-level=debug"}, flags...)
 	env := map[string]string{"GUARD_ADMIN_PASSWORD": AdminPassword, "GUARD_ADMIN_EMAIL": AdminEmail}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -54,6 +76,7 @@ func Start(t testing.TB, flags ...string) *Server {
 		t.Fatalf("%v\nlog:\n%s", err, s.log.String())
 	}
 	s.URL = url
+	s.http = goclient.DefaultHTTPClient(url)
 	t.Cleanup(func() {
 		cancel()
 		if err := wait(); err != nil {
@@ -104,7 +127,7 @@ func (s *Server) Logs() string {
 // Client returns a client of s over protocol p, authenticated with token
 // ("" for none).
 func (s *Server) Client(p goclient.Protocol, token string) *goclient.Client {
-	return goclient.New(s.URL, goclient.WithProtocol(p), goclient.WithToken(token))
+	return goclient.New(s.URL, goclient.WithProtocol(p), goclient.WithToken(token), goclient.WithHTTPClient(s.http))
 }
 
 // Login logs in and returns the access token.
@@ -156,5 +179,5 @@ func (s *Server) Store() *store.DB {
 
 // HTTPClient returns a plain HTTP client for raw requests (curl-like).
 func (s *Server) HTTPClient() *http.Client {
-	return goclient.DefaultHTTPClient(s.URL)
+	return s.http
 }
