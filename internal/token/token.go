@@ -2,8 +2,10 @@
 // tokens (RFC 9068, typ at+jwt).
 //
 // Verification accepts only what Sign produces: alg EdDSA, typ at+jwt, a known
-// kid, no key-locating headers, and the issuer, audience and claims this
-// service sets. Every refusal is [ErrInvalid] or, for a genuine token past its
+// kid, no key-locating headers, the issuer, audience and claims this service
+// sets, dates that are JSON numbers, and a lifetime (exp - iat) no longer
+// than the configured TTL, so lowering the TTL also ends longer-lived
+// tokens issued before. Every refusal is [ErrInvalid] or, for a genuine token past its
 // expiry, [ErrExpired], so callers cannot learn which check failed. Verified
 // tokens are cached until they expire, because an Ed25519 verification costs
 // several times a whole request.
@@ -223,22 +225,49 @@ type Claims struct {
 // wireClaims is the JSON payload. aud is a single string as we issue it; an
 // array in its place fails to decode and the token is refused.
 type wireClaims struct {
-	Issuer    string           `json:"iss"`
-	Audience  string           `json:"aud"`
-	Subject   string           `json:"sub"`
-	ExpiresAt *jwt.NumericDate `json:"exp"`
-	IssuedAt  *jwt.NumericDate `json:"iat"`
-	NotBefore *jwt.NumericDate `json:"nbf"`
-	ID        string           `json:"jti"`
-	SessionID string           `json:"sid"`
-	Roles     []string         `json:"roles,omitempty"`
+	Issuer    string       `json:"iss"`
+	Audience  string       `json:"aud"`
+	Subject   string       `json:"sub"`
+	ExpiresAt *numericDate `json:"exp"`
+	IssuedAt  *numericDate `json:"iat"`
+	NotBefore *numericDate `json:"nbf"`
+	ID        string       `json:"jti"`
+	SessionID string       `json:"sid"`
+	Roles     []string     `json:"roles,omitempty"`
+}
+
+// numericDate is a jwt.NumericDate that must be a JSON number, as RFC 7519
+// section 2 defines it. jwt.NumericDate alone also takes a string holding
+// a number ("exp":"9999999999").
+type numericDate struct{ jwt.NumericDate }
+
+var errNotNumber = errors.New("numeric date is not a JSON number")
+
+func newNumericDate(t time.Time) *numericDate {
+	return &numericDate{*jwt.NewNumericDate(t)}
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *numericDate) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || b[0] != '-' && (b[0] < '0' || b[0] > '9') {
+		return errNotNumber
+	}
+	return d.NumericDate.UnmarshalJSON(b)
+}
+
+// get returns the date for the jwt parser, which treats nil as absent.
+func (d *numericDate) get() *jwt.NumericDate {
+	if d == nil {
+		return nil
+	}
+	return &d.NumericDate
 }
 
 var errMissingClaim = errors.New("missing required claim")
 
-func (c *wireClaims) GetExpirationTime() (*jwt.NumericDate, error) { return c.ExpiresAt, nil }
-func (c *wireClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return c.IssuedAt, nil }
-func (c *wireClaims) GetNotBefore() (*jwt.NumericDate, error)      { return c.NotBefore, nil }
+func (c *wireClaims) GetExpirationTime() (*jwt.NumericDate, error) { return c.ExpiresAt.get(), nil }
+func (c *wireClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return c.IssuedAt.get(), nil }
+func (c *wireClaims) GetNotBefore() (*jwt.NumericDate, error)      { return c.NotBefore.get(), nil }
 func (c *wireClaims) GetIssuer() (string, error)                   { return c.Issuer, nil }
 func (c *wireClaims) GetSubject() (string, error)                  { return c.Subject, nil }
 func (c *wireClaims) GetAudience() (jwt.ClaimStrings, error) {
@@ -338,9 +367,9 @@ func (s *Service) Sign(subject, sessionID string, roles []string) (token string,
 		Issuer:    s.issuer,
 		Audience:  s.audience,
 		Subject:   c.Subject,
-		ExpiresAt: jwt.NewNumericDate(c.ExpiresAt),
-		IssuedAt:  jwt.NewNumericDate(c.IssuedAt),
-		NotBefore: jwt.NewNumericDate(c.IssuedAt),
+		ExpiresAt: newNumericDate(c.ExpiresAt),
+		IssuedAt:  newNumericDate(c.IssuedAt),
+		NotBefore: newNumericDate(c.IssuedAt),
 		ID:        c.ID,
 		SessionID: c.SessionID,
 		Roles:     c.Roles,
@@ -405,6 +434,13 @@ func (s *Service) Verify(token string) (Claims, error) {
 		ID:        w.ID,
 		IssuedAt:  w.IssuedAt.UTC(),
 		ExpiresAt: w.ExpiresAt.UTC(),
+	}
+	// This issuer never signs a token that lives longer than its TTL; one
+	// that does was not made by Sign, whoever holds the key. With iat no
+	// later than now plus leeway (checked by the parser), this also bounds
+	// exp.
+	if c.ExpiresAt.Sub(c.IssuedAt) > s.ttl {
+		return Claims{}, ErrInvalid
 	}
 	c.KeyID, _ = parsed.Header["kid"].(string)
 	if len(w.Roles) > 0 {

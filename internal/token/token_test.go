@@ -17,6 +17,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -365,6 +366,31 @@ func TestVerifyRefuses(t *testing.T) {
 		}},
 		{name: "exp_not_a_number", want: token.ErrInvalid, tok: func(t testing.TB, f fixture) string {
 			return craft(t, f.header(), with(claims(), "exp", "2099-01-01"), ed(f.key.Private))
+		}},
+		// RFC 7519 section 2: a NumericDate is a JSON number, never a
+		// string that holds one.
+		{name: "exp_numeric_string", want: token.ErrInvalid, tok: func(t testing.TB, f fixture) string {
+			return craft(t, f.header(), with(claims(), "exp", "9999999999"), ed(f.key.Private))
+		}},
+		{name: "iat_numeric_string", want: token.ErrInvalid, tok: func(t testing.TB, f fixture) string {
+			return craft(t, f.header(), with(claims(), "iat", strconv.FormatInt(t0.Unix(), 10)), ed(f.key.Private))
+		}},
+		{name: "nbf_numeric_string", want: token.ErrInvalid, tok: func(t testing.TB, f fixture) string {
+			return craft(t, f.header(), with(claims(), "nbf", strconv.FormatInt(t0.Unix(), 10)), ed(f.key.Private))
+		}},
+		{name: "exp_null", want: token.ErrInvalid, tok: func(t testing.TB, f fixture) string {
+			return craft(t, f.header(), with(claims(), "exp", nil), ed(f.key.Private))
+		}},
+		// A token that lives longer than the issuer ever issues is not one
+		// of ours, whoever holds the key.
+		{name: "lifetime_beyond_issuer_max", want: token.ErrInvalid, tok: func(t testing.TB, f fixture) string {
+			return craft(t, f.header(), with(claims(), "exp", t0.Add(15*time.Minute+time.Second).Unix()), ed(f.key.Private))
+		}},
+		{name: "exp_far_future", want: token.ErrInvalid, tok: func(t testing.TB, f fixture) string {
+			return craft(t, f.header(), with(claims(), "exp", int64(9999999999)), ed(f.key.Private))
+		}},
+		{name: "lifetime_exactly_max", want: nil, tok: func(t testing.TB, f fixture) string {
+			return craft(t, f.header(), with(claims(), "exp", t0.Add(15*time.Minute).Unix()), ed(f.key.Private))
 		}},
 		{name: "expired", want: token.ErrExpired, tok: func(t testing.TB, f fixture) string {
 			return craft(t, f.header(), with(claims(), "exp", t0.Add(-time.Minute).Unix()), ed(f.key.Private))
