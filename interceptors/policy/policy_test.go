@@ -313,6 +313,7 @@ func TestRoleMethodMatrix(t *testing.T) {
 		"/guard.admin.v1.AdminService/ListUsers":        adminSvc,
 		"/guard.admin.v1.AdminService/SetUserRoles":     adminSvc,
 		"/guard.admin.v1.AdminService/DisableUser":      adminSvc,
+		"/guard.admin.v1.AdminService/UnlockUser":       adminSvc,
 		"/guard.admin.v1.AdminService/ListAuditEvents":  adminSvc,
 		"/guard.admin.v1.AdminService/RotateSigningKey": adminSvc,
 	}

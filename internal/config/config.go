@@ -19,31 +19,32 @@ import (
 
 // Config is every setting of the server.
 type Config struct {
-	Addr              string
-	TLSCert           string // PEM certificate chain; with TLSKey, serve HTTPS
-	TLSKey            string
-	DBPath            string
-	AdminEmail        string
-	AdminPassword     string // environment only: a flag would show in ps
-	Issuer            string
-	Audience          string
-	AccessTokenTTL    time.Duration
-	SessionTTL        time.Duration
-	IdleTimeout       time.Duration
-	LockoutFailures   int
-	LockoutWindow     time.Duration
-	LockoutDuration   time.Duration
-	LockoutMax        time.Duration
-	IPLockoutFailures int
-	CORSOrigins       []string
-	TrustedProxies    []netip.Prefix
-	IPRateLimit       int
-	IPRateWindow      time.Duration
-	MaxBodyBytes      int
-	Reflection        bool
-	LogLevel          slog.Level
-	LogFormat         string
-	ShutdownTimeout   time.Duration
+	Addr                   string
+	TLSCert                string // PEM certificate chain; with TLSKey, serve HTTPS
+	TLSKey                 string
+	DBPath                 string
+	AdminEmail             string
+	AdminPassword          string // environment only: a flag would show in ps
+	Issuer                 string
+	Audience               string
+	AccessTokenTTL         time.Duration
+	SessionTTL             time.Duration
+	IdleTimeout            time.Duration
+	LockoutFailures        int // per account and client network
+	AccountLockoutFailures int // per account, from every network
+	LockoutWindow          time.Duration
+	LockoutDuration        time.Duration
+	LockoutMax             time.Duration
+	IPLockoutFailures      int
+	CORSOrigins            []string
+	TrustedProxies         []netip.Prefix
+	IPRateLimit            int
+	IPRateWindow           time.Duration
+	MaxBodyBytes           int
+	Reflection             bool
+	LogLevel               slog.Level
+	LogFormat              string
+	ShutdownTimeout        time.Duration
 }
 
 // Parse reads args (without the program name) and the environment through
@@ -107,7 +108,8 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	dur(&c.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "access token lifetime")
 	dur(&c.SessionTTL, "session-ttl", 7*24*time.Hour, "absolute session lifetime")
 	dur(&c.IdleTimeout, "session-idle-timeout", 30*time.Minute, "a cookie session unused this long ends")
-	num(&c.LockoutFailures, "lockout-failures", 5, "failed logins per account within -lockout-window that lock it")
+	num(&c.LockoutFailures, "lockout-failures", 5, "failed logins at one account from one client network (IPv6: /64) within -lockout-window that lock the account from that network")
+	num(&c.AccountLockoutFailures, "account-lockout-failures", 50, "failed logins at one account from all networks within -lockout-window that lock it from every network it has not logged in from in 30 days")
 	dur(&c.LockoutWindow, "lockout-window", 15*time.Minute, "window in which failed logins are counted")
 	dur(&c.LockoutDuration, "lockout-duration", 15*time.Minute, "first lockout; doubles with each repeated lockout")
 	dur(&c.LockoutMax, "lockout-max", 24*time.Hour, "longest lockout")
@@ -181,8 +183,11 @@ func (c *Config) Validate() error {
 	if c.IdleTimeout < time.Minute {
 		bad("-session-idle-timeout: %s is shorter than 1m", c.IdleTimeout)
 	}
-	if c.LockoutFailures < 1 || c.IPLockoutFailures < 1 || c.LockoutWindow <= 0 || c.LockoutDuration <= 0 || c.LockoutMax < c.LockoutDuration {
+	if c.LockoutFailures < 1 || c.AccountLockoutFailures < 1 || c.IPLockoutFailures < 1 || c.LockoutWindow <= 0 || c.LockoutDuration <= 0 || c.LockoutMax < c.LockoutDuration {
 		bad("-lockout-*: failures must be at least 1, durations positive, -lockout-max at least -lockout-duration")
+	}
+	if c.AccountLockoutFailures < c.LockoutFailures {
+		bad("-account-lockout-failures: %d is below -lockout-failures %d; the account-wide ceiling must be the higher one, or one guesser locks the owner out", c.AccountLockoutFailures, c.LockoutFailures)
 	}
 	if c.IPRateLimit < 1 || c.IPRateWindow <= 0 {
 		bad("-ip-rate-limit and -ip-rate-window must be positive")

@@ -11,12 +11,13 @@ import (
 func Example() {
 	// A fixed clock keeps the output stable; production uses the default.
 	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-	g := lockout.New(
-		lockout.Policy{MaxFailures: 3, Window: 15 * time.Minute, Lockout: time.Minute, MaxLockout: time.Hour},
-		lockout.Policy{MaxFailures: 20, Window: 15 * time.Minute, Lockout: 15 * time.Minute, MaxLockout: 24 * time.Hour},
-		lockout.WithClock(func() time.Time { return now }),
-	)
+	g := lockout.New(lockout.Policies{
+		AccountIP: lockout.Policy{MaxFailures: 3, Window: 15 * time.Minute, Lockout: time.Minute, MaxLockout: time.Hour},
+		Account:   lockout.Policy{MaxFailures: 50, Window: 15 * time.Minute, Lockout: 15 * time.Minute, MaxLockout: 24 * time.Hour},
+		IP:        lockout.Policy{MaxFailures: 20, Window: 15 * time.Minute, Lockout: 15 * time.Minute, MaxLockout: 24 * time.Hour},
+	}, lockout.WithClock(func() time.Time { return now }))
 	ip := netip.MustParseAddr("203.0.113.7")
+	owner := netip.MustParseAddr("198.51.100.20")
 
 	for range 3 {
 		if ok, _ := g.Check("Alice@Example.com", ip); ok {
@@ -25,6 +26,8 @@ func Example() {
 		}
 	}
 	fmt.Println(g.Check(" alice@example.com", ip))
+	// The guesser locked only itself out: the owner logs in elsewhere.
+	fmt.Println(g.Check("alice@example.com", owner))
 
 	now = now.Add(time.Minute)
 	fmt.Println(g.Check("alice@example.com", ip))
@@ -36,6 +39,7 @@ func Example() {
 	fmt.Println(g.Check("alice@example.com", ip))
 	// Output:
 	// false 1m0s
+	// true 0s
 	// true 0s
 	// false 2m0s
 }

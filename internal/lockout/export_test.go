@@ -1,8 +1,9 @@
 package lockout
 
-// Len returns how many account and address keys g currently remembers.
-func Len(g *Guard) (accounts, ips int) {
-	return g.accounts.len(), g.ips.len()
+// Len returns how many pair, account and address keys g currently
+// remembers.
+func Len(g *Guard) (pairs, accounts, ips int) {
+	return g.pairs.len(), g.accounts.len(), g.ips.len()
 }
 
 func (t *table[K]) len() int {

@@ -1,16 +1,28 @@
 // Package lockout defends a login endpoint against password guessing by
-// locking out accounts and client addresses that fail too often.
+// locking out what fails too often, without handing an attacker a way to
+// lock the owner out of an account.
 //
-// Failures are counted per account and per client address, each in a sliding
-// window under its own [Policy]. The account key is the normalised email,
-// whether or not an account by that name exists, so unknown accounts behave
-// exactly like known ones and lockouts reveal nothing about existence. When a
-// key reaches its threshold it is locked out: [Guard.Check] refuses it until the
-// lockout expires, and each repeated lockout of the same key lasts twice as long
-// as the one before, up to a cap. The address policy stops one client from
-// spraying guesses over many accounts; the account policy stops many clients
-// from guessing one password. Anyone can lock a victim's account by failing on
-// purpose; the cap bounds how long that delays the victim.
+// Failures are counted under three kinds of key, each in a sliding window
+// under its own [Policy]:
+//
+//   - an account from one client network (an IPv4 address, an IPv6 /64):
+//     a low threshold. A guesser at one network locks only itself out of
+//     that account; the owner, elsewhere, logs in as usual.
+//   - an account from everywhere: a much higher ceiling, which bounds a
+//     guessing run spread over many networks. A network from which the
+//     account logged in successfully within the last 30 days is exempt from
+//     this lockout (it keeps its own per-network limit), so even such a run
+//     does not lock the owner out of their usual networks.
+//   - a client network over all accounts: stops one client spraying
+//     guesses over many accounts.
+//
+// The account key is the normalised email, whether or not an account by
+// that name exists, so unknown accounts behave exactly like known ones and
+// lockouts reveal nothing about existence. When a key reaches its threshold
+// it is locked out: [Guard.Check] refuses it until the lockout expires, and
+// each repeated lockout of the same key lasts twice as long as the one
+// before, up to a cap. [Guard.Unlock] lifts an account's lockouts at once
+// (an administrator's way back).
 //
 // A login handler uses a Guard like this:
 //
@@ -21,7 +33,7 @@
 //		g.Failure(email, ip)
 //		return errInvalidCredentials
 //	}
-//	g.Success(email)
+//	g.Success(email, ip)
 //
 // State lives in memory, bounded by [WithMaxKeys] per kind. Lockouts expire as
 // a pure function of the clock, so a Guard runs no goroutines and needs no
@@ -37,8 +49,12 @@ import (
 	"time"
 )
 
-// Policy sets when failures of one kind of key (accounts or client addresses)
-// lead to a lockout and how long it lasts.
+// trustFor is how long a successful login from a client network exempts
+// that network from the account-wide lockout.
+const trustFor = 30 * 24 * time.Hour
+
+// Policy sets when failures of one kind of key lead to a lockout and how
+// long it lasts.
 //
 // A Policy is enabled only when MaxFailures, Window and Lockout are all
 // positive; otherwise that kind of key is never counted nor locked, so the zero
@@ -58,6 +74,17 @@ type Policy struct {
 	MaxLockout time.Duration
 }
 
+// Policies are the policies of the three kinds of key.
+type Policies struct {
+	// AccountIP counts failures at one account from one client network.
+	AccountIP Policy
+	// Account counts failures at one account from every network: set its
+	// MaxFailures well above AccountIP's.
+	Account Policy
+	// IP counts failures from one client network at every account.
+	IP Policy
+}
+
 func (p Policy) enabled() bool {
 	return p.MaxFailures > 0 && p.Window > 0 && p.Lockout > 0
 }
@@ -75,19 +102,18 @@ func (p Policy) lockoutFor(level int) time.Duration {
 	return min(d, p.MaxLockout)
 }
 
-// Guard counts failed logins per account and per client address and refuses
-// attempts while either is locked out. Create one with [New]; it is safe for
-// concurrent use.
+// Guard counts failed logins and refuses attempts while a key they fall
+// under is locked out. Create one with [New]; it is safe for concurrent use.
 type Guard struct {
 	clock    func() time.Time
 	epoch    time.Time
+	pairs    *table[pairKey]
 	accounts *table[accountKey]
 	ips      *table[netip.Addr]
 }
 
-// New returns a Guard that applies the account policy to normalised account
-// names and the ip policy to client addresses.
-func New(account, ip Policy, opts ...Option) *Guard {
+// New returns a Guard applying p.
+func New(p Policies, opts ...Option) *Guard {
 	cfg := defaultConfig()
 	for _, opt := range opts {
 		opt(&cfg)
@@ -95,22 +121,29 @@ func New(account, ip Policy, opts ...Option) *Guard {
 	return &Guard{
 		clock:    cfg.clock,
 		epoch:    cfg.clock(),
-		accounts: newTable[accountKey](account, cfg.maxKeys),
-		ips:      newTable[netip.Addr](ip, cfg.maxKeys),
+		pairs:    newTable[pairKey](p.AccountIP, cfg.maxKeys),
+		accounts: newTable[accountKey](p.Account, cfg.maxKeys),
+		ips:      newTable[netip.Addr](p.IP, cfg.maxKeys),
 	}
 }
 
 // Check reports whether a login attempt for account from ip may proceed. When
 // it may not, retryAfter says how long to wait, rounded up to whole seconds and
-// at least one second; when both the account and the address are locked out,
-// the longer wait wins. Check counts nothing. An invalid ip is one address
-// shared by every caller that passes it.
+// at least one second; when several keys are locked out, the longest wait
+// wins. The account-wide lockout does not apply to a network the account
+// logged in from successfully within 30 days. Check counts nothing. An
+// invalid ip is one address shared by every caller that passes it.
 //
 // Call Check before any password hashing, so that refused attempts cost
 // nothing and a locked account answers the same whether or not it exists.
 func (g *Guard) Check(account string, ip netip.Addr) (ok bool, retryAfter time.Duration) {
 	now := g.now()
-	wait := max(g.accounts.wait(keyOfAccount(account), now), g.ips.wait(keyOfIP(ip), now))
+	acct, net := keyOfAccount(account), keyOfIP(ip)
+	pairWait, trusted := g.pairs.waitTrusted(pairKey{acct, net}, now)
+	wait := max(pairWait, g.ips.wait(net, now))
+	if !trusted {
+		wait = max(wait, g.accounts.wait(acct, now))
+	}
 	if wait <= 0 {
 		return true, 0
 	}
@@ -119,24 +152,39 @@ func (g *Guard) Check(account string, ip netip.Addr) (ok bool, retryAfter time.D
 	return false, (wait + time.Second - 1) / time.Second * time.Second
 }
 
-// Failure records a failed login for account from ip, counting it against both
-// keys; reaching a policy's threshold starts a lockout of that key. A failure
-// of a key that is already locked out is ignored and does not extend the
-// lockout: Check refuses such attempts before they can fail.
+// Failure records a failed login for account from ip, counting it against
+// every key it falls under; reaching a policy's threshold starts a lockout of
+// that key. A failure of a key that is already locked out is ignored by that
+// key and does not extend its lockout.
 func (g *Guard) Failure(account string, ip netip.Addr) {
 	now := g.now()
-	g.accounts.fail(keyOfAccount(account), now)
-	g.ips.fail(keyOfIP(ip), now)
+	acct, net := keyOfAccount(account), keyOfIP(ip)
+	g.pairs.fail(pairKey{acct, net}, now)
+	g.accounts.fail(acct, now)
+	g.ips.fail(net, now)
 }
 
-// Success records a successful login for account and clears its failure
-// count. It touches neither the client address, whose count keeps limiting
-// spraying, nor any other account. It does not lift an active lockout, nor
-// reset the account's escalation: that resets only once the account has stayed
-// clean for the policy's MaxLockout, so a victim logging in between an
-// attacker's rounds does not shorten the attacker's next lockout.
-func (g *Guard) Success(account string) {
-	g.accounts.succeed(keyOfAccount(account), g.now())
+// Success records a successful login for account from ip: it clears the
+// failure count of the account from that network and trusts the network for
+// the account for 30 days (see [Guard.Check]). It touches neither the
+// account-wide count, which keeps bounding a distributed run, nor the
+// network's count, which keeps limiting spraying, nor any other account. It
+// lifts no active lockout and does not reset escalation: that resets only
+// once a key has stayed clean for its policy's MaxLockout, so the owner
+// logging in between an attacker's rounds does not shorten the attacker's
+// next lockout.
+func (g *Guard) Success(account string, ip netip.Addr) {
+	now := g.now()
+	g.pairs.succeed(pairKey{keyOfAccount(account), keyOfIP(ip)}, now, now+instant(trustFor))
+}
+
+// Unlock lifts every lockout of account, from every network, and forgets its
+// failures, escalation and trusted networks. Lockouts of client networks
+// (spraying) stay.
+func (g *Guard) Unlock(account string) {
+	acct := keyOfAccount(account)
+	g.accounts.remove(func(k accountKey) bool { return k == acct })
+	g.pairs.remove(func(k pairKey) bool { return k.account == acct })
 }
 
 // NormalizeAccount returns the form of an email under which its failures are
@@ -157,6 +205,12 @@ type accountKey [sha256.Size]byte
 
 func keyOfAccount(account string) accountKey {
 	return sha256.Sum256([]byte(NormalizeAccount(account)))
+}
+
+// pairKey is an account from one client network.
+type pairKey struct {
+	account accountKey
+	ip      netip.Addr
 }
 
 // keyOfIP returns the key under which failures from ip are counted. An
@@ -193,9 +247,12 @@ type entry struct {
 	lastFail instant   // time of the latest failure, kept across clears
 	until    instant   // end of the current or latest lockout, or never
 	level    int       // lockouts so far; the next one lasts Lockout * 2^level
+	trusted  instant   // a success trusts the key until then; never if not
 }
 
 func (e *entry) locked(now instant) bool { return now < e.until }
+
+func (e *entry) isTrusted(now instant) bool { return now < e.trusted }
 
 func (e *entry) clearFailures() {
 	e.fails = e.fails[:0]
@@ -232,16 +289,25 @@ func newTable[K comparable](p Policy, maxKeys int) *table[K] {
 
 // wait returns how long k stays locked out at now; zero or less if it is not.
 func (t *table[K]) wait(k K, now instant) time.Duration {
+	d, _ := t.waitTrusted(k, now)
+	return d
+}
+
+// waitTrusted is wait, and whether k is trusted at now.
+func (t *table[K]) waitTrusted(k K, now instant) (time.Duration, bool) {
 	if t.m == nil {
-		return 0
+		return 0, false
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	e := t.m[k]
-	if e == nil || !e.locked(now) {
-		return 0
+	if e == nil {
+		return 0, false
 	}
-	return time.Duration(e.until - now)
+	if !e.locked(now) {
+		return 0, e.isTrusted(now)
+	}
+	return time.Duration(e.until - now), e.isTrusted(now)
 }
 
 func (t *table[K]) fail(k K, now instant) {
@@ -253,7 +319,7 @@ func (t *table[K]) fail(k K, now instant) {
 	e := t.m[k]
 	if e == nil {
 		t.makeRoom(now)
-		e = &entry{until: never}
+		e = &entry{until: never, trusted: never}
 		t.m[k] = e
 		t.sinceSweep++
 	}
@@ -278,7 +344,8 @@ func (t *table[K]) fail(k K, now instant) {
 	e.clearFailures()
 }
 
-func (t *table[K]) succeed(k K, now instant) {
+// succeed clears the failures of k and trusts it until trustUntil.
+func (t *table[K]) succeed(k K, now, trustUntil instant) {
 	if t.m == nil {
 		return
 	}
@@ -286,13 +353,27 @@ func (t *table[K]) succeed(k K, now instant) {
 	defer t.mu.Unlock()
 	e := t.m[k]
 	if e == nil {
-		return
+		t.makeRoom(now)
+		e = &entry{until: never}
+		t.m[k] = e
+		t.sinceSweep++
 	}
 	e.clearFailures()
 	t.decay(e, now)
-	if e.level == 0 && !e.locked(now) {
-		// Nothing left worth remembering.
-		delete(t.m, k)
+	e.trusted = trustUntil
+}
+
+// remove deletes every key for which match reports true.
+func (t *table[K]) remove(match func(K) bool) {
+	if t.m == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k := range t.m {
+		if match(k) {
+			delete(t.m, k)
+		}
 	}
 }
 
@@ -308,10 +389,10 @@ func (t *table[K]) decayed(e *entry, now instant) bool {
 	return e.level == 0 || time.Duration(now-max(e.lastFail, e.until)) >= t.policy.MaxLockout
 }
 
-// idle reports whether e has no failure within the window and no active
-// lockout.
+// idle reports whether e has no failure within the window, no active
+// lockout and no trust.
 func (t *table[K]) idle(e *entry, now instant) bool {
-	return (len(e.fails) == 0 || time.Duration(now-e.lastFail) >= t.policy.Window) && !e.locked(now)
+	return (len(e.fails) == 0 || time.Duration(now-e.lastFail) >= t.policy.Window) && !e.locked(now) && !e.isTrusted(now)
 }
 
 // makeRoom frees a slot for a new key if the table is full. At most every
@@ -366,8 +447,8 @@ func (t *table[K]) makeRoom(now instant) {
 }
 
 // rank orders entries by how much is lost when they are evicted: idle with
-// decayed escalation (0), idle but escalated (1), counting failures (2), locked
-// out (3).
+// decayed escalation (0), idle but escalated (1), counting failures or
+// trusted (2), locked out (3).
 func (t *table[K]) rank(e *entry, now instant) int {
 	switch {
 	case e.locked(now):

@@ -15,8 +15,10 @@ import (
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
 var (
-	accountPolicy = lockout.Policy{MaxFailures: 5, Window: 15 * time.Minute, Lockout: time.Minute, MaxLockout: time.Hour}
+	pairPolicy    = lockout.Policy{MaxFailures: 5, Window: 15 * time.Minute, Lockout: time.Minute, MaxLockout: time.Hour}
+	accountPolicy = lockout.Policy{MaxFailures: 50, Window: 15 * time.Minute, Lockout: 15 * time.Minute, MaxLockout: 24 * time.Hour}
 	ipPolicy      = lockout.Policy{MaxFailures: 20, Window: 15 * time.Minute, Lockout: 15 * time.Minute, MaxLockout: 24 * time.Hour}
+	policies      = lockout.Policies{AccountIP: pairPolicy, Account: accountPolicy, IP: ipPolicy}
 )
 
 const (
@@ -38,7 +40,7 @@ func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()).UTC(
 func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 func (c *clock) option() lockout.Option  { return lockout.WithClock(c.now) }
 func newGuard(c *clock, opts ...lockout.Option) *lockout.Guard {
-	return lockout.New(accountPolicy, ipPolicy, append([]lockout.Option{c.option()}, opts...)...)
+	return lockout.New(policies, append([]lockout.Option{c.option()}, opts...)...)
 }
 
 // step is one action of a scenario.
@@ -58,6 +60,7 @@ const (
 	opFail op = iota
 	opCheck
 	opSuccess
+	opUnlock
 	opAdvance
 )
 
@@ -68,7 +71,8 @@ func allowed(account, ip string) step {
 func refused(account, ip string, retry time.Duration) step {
 	return step{op: opCheck, account: account, ip: ip, wantRetry: retry}
 }
-func success(account string) step  { return step{op: opSuccess, account: account} }
+func success(account, ip string) step { return step{op: opSuccess, account: account, ip: ip} }
+func unlock(account string) step      { return step{op: opUnlock, account: account} }
 func advance(d time.Duration) step { return step{op: opAdvance, d: d} }
 func failEvery(account, ip string, n int, d time.Duration) []step {
 	var steps []step
@@ -94,7 +98,9 @@ func run(t *testing.T, c *clock, g *lockout.Guard, steps []step) {
 					i, s.account, s.ip, gotOK, gotRetry, s.wantOK, s.wantRetry)
 			}
 		case opSuccess:
-			g.Success(s.account)
+			g.Success(s.account, netip.MustParseAddr(s.ip))
+		case opUnlock:
+			g.Unlock(s.account)
 		case opAdvance:
 			c.advance(s.d)
 		}
@@ -113,6 +119,7 @@ func TestGuard(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
 		name    string
+		pair    *lockout.Policy // default pairPolicy
 		account *lockout.Policy // default accountPolicy
 		ip      *lockout.Policy // default ipPolicy
 		steps   []step
@@ -124,10 +131,102 @@ func TestGuard(t *testing.T) {
 				allowed(alice, ip1),
 				fail(alice, ip1, 1),
 				refused(alice, ip1, time.Minute),
-				// The lockout is the account's, from any address.
-				refused(alice, ip2, time.Minute),
+				// The lockout is of the account from that address only:
+				// the guesser cannot lock the owner out.
+				allowed(alice, ip2),
 				allowed(bob, ip1),
 			},
+		},
+		{
+			name: "one_address_never_locks_the_owner_out",
+			ip:   &lockout.Policy{}, // spraying is another test
+			// An attacker at ip1 guessing without pause for a day: each
+			// round of five is followed by a longer lockout, and the owner
+			// at ip2 is never refused.
+			steps: func() []step {
+				var steps []step
+				for round := range 12 {
+					steps = append(steps, fail(alice, ip1, 5), refused(alice, ip1, min(time.Minute<<round, time.Hour)), allowed(alice, ip2), advance(min(time.Minute<<round, time.Hour)))
+				}
+				return steps
+			}(),
+		},
+		{
+			name:    "account_ceiling_bounds_distributed_guessing",
+			account: &lockout.Policy{MaxFailures: 12, Window: 15 * time.Minute, Lockout: 15 * time.Minute, MaxLockout: 24 * time.Hour},
+			steps: []step{
+				fail(alice, "192.0.2.1", 4),
+				fail(alice, "192.0.2.2", 4),
+				fail(alice, "192.0.2.3", 3),
+				allowed(alice, "192.0.2.4"),
+				fail(alice, "192.0.2.4", 1),
+				// Twelve failures from four addresses: the account is locked
+				// from every address it never logged in from.
+				refused(alice, "192.0.2.5", 15*time.Minute),
+				refused(alice, ip2, 15*time.Minute),
+				allowed(bob, "192.0.2.5"),
+			},
+		},
+		{
+			name:    "owner_network_exempt_from_account_lockout",
+			account: &lockout.Policy{MaxFailures: 12, Window: 15 * time.Minute, Lockout: 15 * time.Minute, MaxLockout: 24 * time.Hour},
+			steps: []step{
+				success(alice, "2001:db8:aa:bb::1"), // the owner's usual network
+				fail(alice, "192.0.2.1", 4),
+				fail(alice, "192.0.2.2", 4),
+				fail(alice, "192.0.2.3", 4),
+				refused(alice, "192.0.2.9", 15*time.Minute),
+				// Another address in the owner's /64 is the owner's network.
+				allowed(alice, "2001:db8:aa:bb::99"),
+				// The owner's network keeps its own limit.
+				fail(alice, "2001:db8:aa:bb::1", 5),
+				refused(alice, "2001:db8:aa:bb::1", time.Minute),
+			},
+		},
+		{
+			name:    "trust_expires_after_30_days",
+			account: &lockout.Policy{MaxFailures: 12, Window: 15 * time.Minute, Lockout: 15 * time.Minute, MaxLockout: 24 * time.Hour},
+			steps: []step{
+				success(alice, ip2),
+				advance(30 * 24 * time.Hour),
+				fail(alice, "192.0.2.1", 4),
+				fail(alice, "192.0.2.2", 4),
+				fail(alice, "192.0.2.3", 4),
+				refused(alice, ip2, 15*time.Minute),
+			},
+		},
+		{
+			name:    "unlock_lifts_account_and_pair_lockouts",
+			account: &lockout.Policy{MaxFailures: 12, Window: 15 * time.Minute, Lockout: 15 * time.Minute, MaxLockout: 24 * time.Hour},
+			steps: []step{
+				fail(alice, "192.0.2.1", 5),
+				fail(alice, "192.0.2.2", 5),
+				fail(alice, "192.0.2.3", 5),
+				refused(alice, "192.0.2.1", 15*time.Minute),
+				refused(alice, ip2, 15*time.Minute),
+				unlock(alice),
+				allowed(alice, "192.0.2.1"),
+				allowed(alice, ip2),
+				// Escalation is forgotten too: the next lockout is the first.
+				fail(alice, "192.0.2.1", 5),
+				refused(alice, "192.0.2.1", time.Minute),
+			},
+		},
+		{
+			name: "unlock_keeps_address_lockouts",
+			steps: func() []step {
+				var steps []step
+				for i := range 20 {
+					steps = append(steps, fail(fmt.Sprintf("user%d@example.com", i), ip1, 1))
+				}
+				return append(steps,
+					refused(alice, ip1, 15*time.Minute),
+					unlock(alice),
+					refused(alice, ip1, 15*time.Minute),
+					unlock("user0@example.com"),
+					refused("user0@example.com", ip1, 15*time.Minute),
+				)
+			}(),
 		},
 		{
 			name: "retry_after_counts_down_rounded_up",
@@ -171,8 +270,8 @@ func TestGuard(t *testing.T) {
 		},
 		{
 			name:    "escalation_capped_at_max_lockout",
-			ip:      &lockout.Policy{}, // 20 failures would lock the address
-			account: &lockout.Policy{MaxFailures: 5, Window: 15 * time.Minute, Lockout: time.Minute, MaxLockout: 3 * time.Minute},
+			ip:   &lockout.Policy{}, // 20 failures would lock the address
+			pair: &lockout.Policy{MaxFailures: 5, Window: 15 * time.Minute, Lockout: time.Minute, MaxLockout: 3 * time.Minute},
 			steps: []step{
 				fail(alice, ip1, 5),
 				refused(alice, ip1, time.Minute),
@@ -188,8 +287,8 @@ func TestGuard(t *testing.T) {
 			},
 		},
 		{
-			name:    "max_lockout_below_lockout_is_raised",
-			account: &lockout.Policy{MaxFailures: 1, Window: time.Minute, Lockout: time.Hour, MaxLockout: time.Minute},
+			name: "max_lockout_below_lockout_is_raised",
+			pair: &lockout.Policy{MaxFailures: 1, Window: time.Minute, Lockout: time.Hour, MaxLockout: time.Minute},
 			steps: []step{
 				fail(alice, ip1, 1),
 				refused(alice, ip1, time.Hour),
@@ -220,7 +319,7 @@ func TestGuard(t *testing.T) {
 			steps: []step{
 				fail(alice, ip1, 5),
 				advance(time.Minute),
-				success(alice),
+				success(alice, ip1),
 				fail(alice, ip1, 5),
 				refused(alice, ip1, 2*time.Minute),
 			},
@@ -257,7 +356,8 @@ func TestGuard(t *testing.T) {
 			name: "success_on_other_account_keeps_count",
 			steps: []step{
 				fail(alice, ip1, 4),
-				success(bob),
+				success(bob, ip1),
+				success(alice, ip2),
 				fail(alice, ip1, 1),
 				refused(alice, ip1, time.Minute),
 			},
@@ -266,7 +366,7 @@ func TestGuard(t *testing.T) {
 			name: "success_resets_own_count",
 			steps: []step{
 				fail(alice, ip1, 4),
-				success(alice),
+				success(alice, ip1),
 				fail(alice, ip1, 4),
 				allowed(alice, ip1),
 				fail(alice, ip1, 1),
@@ -277,7 +377,7 @@ func TestGuard(t *testing.T) {
 			name: "success_does_not_lift_lockout",
 			steps: []step{
 				fail(alice, ip1, 5),
-				success(alice),
+				success(alice, ip1),
 				refused(alice, ip1, time.Minute),
 			},
 		},
@@ -286,7 +386,7 @@ func TestGuard(t *testing.T) {
 			ip:   &lockout.Policy{MaxFailures: 5, Window: 15 * time.Minute, Lockout: 15 * time.Minute, MaxLockout: time.Hour},
 			steps: []step{
 				fail(alice, ip1, 4),
-				success(alice),
+				success(alice, ip1),
 				fail(bob, ip1, 1),
 				refused(bob, ip1, 15*time.Minute),
 			},
@@ -301,7 +401,7 @@ func TestGuard(t *testing.T) {
 				allowed(alice, ip1),
 				fail(alice, ip1, 1),
 				refused(alice, ip1, time.Minute),
-				refused(" ALICE@example.COM ", ip2, time.Minute),
+				refused(" ALICE@example.COM ", ip1, time.Minute),
 			},
 		},
 		{
@@ -324,28 +424,28 @@ func TestGuard(t *testing.T) {
 			}(),
 		},
 		{
-			name: "ip_wait_longer_than_account_wait",
+			name: "ip_wait_longer_than_pair_wait",
 			steps: []step{
-				fail(alice, ip1, 5), // account 1m, IP at 5
+				fail(alice, ip1, 5), // pair 1m, IP at 5
 				fail(bob, ip1, 4),
 				fail("carol@example.com", ip1, 4),
 				fail("dave@example.com", ip1, 4),
 				fail("erin@example.com", ip1, 3), // IP at 20: 15m
 				refused(alice, ip1, 15*time.Minute),
-				refused(alice, ip2, time.Minute),
+				allowed(alice, ip2),
 			},
 		},
 		{
-			name: "account_wait_longer_than_ip_wait",
+			name: "pair_wait_longer_than_ip_wait",
 			ip:   &lockout.Policy{MaxFailures: 3, Window: 15 * time.Minute, Lockout: 10 * time.Second, MaxLockout: time.Hour},
-			account: &lockout.Policy{
+			pair: &lockout.Policy{
 				MaxFailures: 3, Window: 15 * time.Minute, Lockout: 5 * time.Minute, MaxLockout: time.Hour,
 			},
 			steps: []step{
 				fail(alice, ip1, 3), // both lock
 				refused(alice, ip1, 5*time.Minute),
 				refused(bob, ip1, 10*time.Second),
-				refused(alice, ip2, 5*time.Minute),
+				allowed(alice, ip2),
 			},
 		},
 		{
@@ -371,6 +471,7 @@ func TestGuard(t *testing.T) {
 		},
 		{
 			name:    "zero_policies_never_lock",
+			pair:    &lockout.Policy{},
 			account: &lockout.Policy{},
 			ip:      &lockout.Policy{},
 			steps:   []step{fail(alice, ip1, 1000), allowed(alice, ip1)},
@@ -378,15 +479,18 @@ func TestGuard(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ap, ipp := accountPolicy, ipPolicy
+			p := policies
+			if tt.pair != nil {
+				p.AccountIP = *tt.pair
+			}
 			if tt.account != nil {
-				ap = *tt.account
+				p.Account = *tt.account
 			}
 			if tt.ip != nil {
-				ipp = *tt.ip
+				p.IP = *tt.ip
 			}
 			c := newClock()
-			run(t, c, lockout.New(ap, ipp, c.option()), tt.steps)
+			run(t, c, lockout.New(p, c.option()), tt.steps)
 		})
 	}
 }
@@ -398,7 +502,7 @@ func TestUnknownAccountLikeKnown(t *testing.T) {
 	t.Parallel()
 	c := newClock()
 	g := newGuard(c)
-	g.Success(alice) // the "known" account has logged in before
+	g.Success(alice, netip.MustParseAddr(ip1)) // the "known" account has logged in before
 
 	trace := func(account, ip string) []string {
 		addr := netip.MustParseAddr(ip)
@@ -489,12 +593,12 @@ func TestMaxKeys(t *testing.T) {
 					c.advance(time.Second)
 				}
 			}
-			gotAccounts, gotIPs := lockout.Len(g)
-			if gotAccounts > maxKeys || gotIPs > maxKeys {
-				t.Errorf("Len() = %d accounts, %d ips, want both <= %d", gotAccounts, gotIPs, maxKeys)
+			gotPairs, gotAccounts, gotIPs := lockout.Len(g)
+			if gotPairs > maxKeys || gotAccounts > maxKeys || gotIPs > maxKeys {
+				t.Errorf("Len() = %d pairs, %d accounts, %d ips, want all <= %d", gotPairs, gotAccounts, gotIPs, maxKeys)
 			}
-			if gotAccounts == 0 || gotIPs == 0 {
-				t.Errorf("Len() = %d accounts, %d ips, want both > 0", gotAccounts, gotIPs)
+			if gotPairs == 0 || gotAccounts == 0 || gotIPs == 0 {
+				t.Errorf("Len() = %d pairs, %d accounts, %d ips, want all > 0", gotPairs, gotAccounts, gotIPs)
 			}
 		})
 	}
@@ -505,9 +609,9 @@ func TestMaxKeys(t *testing.T) {
 func TestMaxKeysKeepsActiveLockout(t *testing.T) {
 	t.Parallel()
 	c := newClock()
-	g := lockout.New(
-		lockout.Policy{MaxFailures: 5, Window: time.Minute, Lockout: time.Hour, MaxLockout: time.Hour},
-		lockout.Policy{}, c.option(), lockout.WithMaxKeys(10))
+	g := lockout.New(lockout.Policies{
+		AccountIP: lockout.Policy{MaxFailures: 5, Window: time.Minute, Lockout: time.Hour, MaxLockout: time.Hour},
+	}, c.option(), lockout.WithMaxKeys(10))
 	ip := netip.MustParseAddr(ip1)
 	for range 5 {
 		g.Failure(alice, ip)
@@ -519,8 +623,8 @@ func TestMaxKeysKeepsActiveLockout(t *testing.T) {
 	for i := range 9 {
 		g.Failure(fmt.Sprintf("new%d@example.com", i), ip)
 	}
-	if gotAccounts, _ := lockout.Len(g); gotAccounts != 10 {
-		t.Errorf("Len() = %d accounts, want 10", gotAccounts)
+	if gotPairs, _, _ := lockout.Len(g); gotPairs != 10 {
+		t.Errorf("Len() = %d pairs, want 10", gotPairs)
 	}
 	if ok, retry := g.Check(alice, ip); ok || retry != 58*time.Minute {
 		t.Errorf("Check(%q) = %v, %v, want false, 58m0s", alice, ok, retry)
@@ -550,7 +654,7 @@ func TestConcurrent(t *testing.T) {
 				}
 				switch i % 5 {
 				case 4:
-					g.Success(account)
+					g.Success(account, ip)
 				default:
 					g.Failure(account, ip)
 				}
@@ -561,8 +665,8 @@ func TestConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if gotAccounts, gotIPs := lockout.Len(g); gotAccounts > 64 || gotIPs > 8 {
-		t.Errorf("Len() = %d accounts, %d ips, want <= 64, <= 8", gotAccounts, gotIPs)
+	if gotPairs, gotAccounts, gotIPs := lockout.Len(g); gotPairs > 64 || gotAccounts > 64 || gotIPs > 8 {
+		t.Errorf("Len() = %d pairs, %d accounts, %d ips, want <= 64, <= 64, <= 8", gotPairs, gotAccounts, gotIPs)
 	}
 }
 
@@ -573,7 +677,7 @@ func BenchmarkCheck(b *testing.B) {
 	for i := range keys {
 		g.Failure(fmt.Sprintf("user%d@example.com", i), netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}))
 	}
-	for range accountPolicy.MaxFailures {
+	for range pairPolicy.MaxFailures {
 		g.Failure(alice, netip.MustParseAddr(ip1))
 	}
 	for _, bb := range []struct {

@@ -21,6 +21,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/connectguard/guard/clients/goclient"
 	adminv1 "github.com/connectguard/guard/gen/guard/admin/v1"
+	"github.com/connectguard/guard/gen/guard/admin/v1/adminv1connect"
 	authv1 "github.com/connectguard/guard/gen/guard/auth/v1"
 	"github.com/connectguard/guard/gen/guard/auth/v1/authv1connect"
 	notesv1 "github.com/connectguard/guard/gen/guard/notes/v1"
@@ -1145,6 +1146,119 @@ func TestLoginLockout(t *testing.T) {
 			fail(t, srv, email, 1)
 		}
 		wantLocked(t, srv, servertest.AdminEmail, servertest.AdminPassword)
+	})
+
+	// The client addresses below come from X-Forwarded-For, believed from
+	// the loopback proxy the test declares.
+	from := func(ip string) http.Header { return http.Header{"X-Forwarded-For": {ip}} }
+	const attacker, owner = "203.0.113.66", "198.51.100.7"
+	loginFrom := func(t *testing.T, srv *servertest.Server, email, pw, ip string) (int, string) {
+		t.Helper()
+		res, body := post(t, srv, procLogin, loginJSON(email, pw, false), from(ip))
+		return res.StatusCode, body
+	}
+
+	t.Run("one_address_cannot_lock_the_owner_out", func(t *testing.T) {
+		t.Parallel()
+		srv := servertest.Start(t, "-trusted-proxies=127.0.0.1")
+		victim := addUser(t, srv.Client(goclient.Connect, srv.AdminToken()), "owner@example.com", "member")
+		// An attacker guesses from one address for as long as it is let.
+		for i := range 8 {
+			status, body := loginFrom(t, srv, victim.Email, fmt.Sprintf("guess number %d", i), attacker)
+			if want := map[bool]int{true: http.StatusUnauthorized, false: http.StatusTooManyRequests}[i < 5]; status != want {
+				t.Fatalf("guess %d: got HTTP %d %s, want %d", i, status, body, want)
+			}
+		}
+		// Even the right password is refused at the attacker's address...
+		if status, body := loginFrom(t, srv, victim.Email, victim.Password, attacker); status != http.StatusTooManyRequests {
+			t.Errorf("right password from the attacker's address: got HTTP %d %s, want 429", status, body)
+		}
+		// ...while the owner, elsewhere, logs in.
+		if status, body := loginFrom(t, srv, victim.Email, victim.Password, owner); status != http.StatusOK {
+			t.Errorf("owner from another address: got HTTP %d %s, want 200", status, body)
+		}
+	})
+
+	t.Run("distributed_guessing_is_bounded", func(t *testing.T) {
+		t.Parallel()
+		srv := servertest.Start(t, "-trusted-proxies=127.0.0.1", "-account-lockout-failures=10")
+		admin := srv.Client(goclient.Connect, srv.AdminToken())
+		victim := addUser(t, admin, "target@example.com", "member")
+		// The owner logged in from home once, before the attack.
+		if status, body := loginFrom(t, srv, victim.Email, victim.Password, owner); status != http.StatusOK {
+			t.Fatalf("owner: got HTTP %d %s", status, body)
+		}
+		// Three addresses, four guesses each: no address reaches its own
+		// limit of five, but the account-wide ceiling of ten is passed.
+		guesses := 0
+		for _, ip := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3"} {
+			for i := range 4 {
+				status, _ := loginFrom(t, srv, victim.Email, fmt.Sprintf("guess %s %d", ip, i), ip)
+				if status == http.StatusUnauthorized {
+					guesses++
+				}
+			}
+		}
+		if guesses != 10 {
+			t.Errorf("got %d guesses checked, want the run stopped at the ceiling of 10", guesses)
+		}
+		// A new address is refused, even with the right password, and
+		// nothing is written...
+		sessions := countRows(t, srv, "sessions")
+		if status, body := loginFrom(t, srv, victim.Email, victim.Password, "192.0.2.200"); status != http.StatusTooManyRequests {
+			t.Errorf("right password from a new address: got HTTP %d %s, want 429", status, body)
+		}
+		if n := countRows(t, srv, "sessions"); n != sessions {
+			t.Errorf("got %d sessions, want %d", n, sessions)
+		}
+		// ...but the owner's own network still gets in.
+		if status, body := loginFrom(t, srv, victim.Email, victim.Password, owner); status != http.StatusOK {
+			t.Errorf("owner's network during the lockout: got HTTP %d %s, want 200", status, body)
+		}
+		// An admin lifts the lockout, and the call is audited.
+		if _, err := admin.Admin.UnlockUser(context.Background(), connect.NewRequest(&adminv1.UnlockUserRequest{UserId: victim.ID})); err != nil {
+			t.Fatal(err)
+		}
+		if status, body := loginFrom(t, srv, victim.Email, victim.Password, "192.0.2.200"); status != http.StatusOK {
+			t.Errorf("after UnlockUser: got HTTP %d %s, want 200", status, body)
+		}
+		var audited int
+		if err := rawDB(t, srv).QueryRow(`SELECT COUNT(*) FROM audit_events WHERE procedure = ? AND code = 'ok'`,
+			adminv1connect.AdminServiceUnlockUserProcedure).Scan(&audited); err != nil || audited != 1 {
+			t.Errorf("got %d UnlockUser audit events (%v), want 1", audited, err)
+		}
+	})
+
+	t.Run("unlock_unknown_user", func(t *testing.T) {
+		t.Parallel()
+		srv := servertest.Start(t)
+		_, err := srv.Client(goclient.Connect, srv.AdminToken()).Admin.UnlockUser(context.Background(),
+			connect.NewRequest(&adminv1.UnlockUserRequest{UserId: "aaaaaaaaaaaaaaaaaaaaaaaaaa"}))
+		if connect.CodeOf(err) != connect.CodeNotFound {
+			t.Errorf("got %v, want not_found", err)
+		}
+	})
+
+	t.Run("change_password_guesses_count", func(t *testing.T) {
+		t.Parallel()
+		srv := servertest.Start(t, "-trusted-proxies=127.0.0.1")
+		u := srv.CreateUser("stolen-session@example.com", "member")
+		c := srv.Client(goclient.Connect, u.Token)
+		// A thief with the session guesses the current password.
+		for i := range 5 {
+			_, err := c.Auth.ChangePassword(context.Background(), connect.NewRequest(&authv1.ChangePasswordRequest{
+				CurrentPassword: fmt.Sprintf("guess number %d", i), NewPassword: "a brand new passphrase 9",
+			}))
+			if connect.CodeOf(err) != connect.CodePermissionDenied {
+				t.Fatalf("guess %d: got %v, want permission_denied", i, err)
+			}
+		}
+		// The guesses counted like failed logins: this address is locked out
+		// of the account, for Login as for ChangePassword.
+		wantLocked(t, srv, u.Email, u.Password)
+		if status, body := loginFrom(t, srv, u.Email, u.Password, owner); status != http.StatusOK {
+			t.Errorf("the password must be unchanged: login elsewhere got HTTP %d %s", status, body)
+		}
 	})
 }
 

@@ -172,10 +172,14 @@ func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *p
 		return nil, chainDeps{}, err
 	}
 
-	guard := lockout.New(
-		lockout.Policy{MaxFailures: cfg.LockoutFailures, Window: cfg.LockoutWindow, Lockout: cfg.LockoutDuration, MaxLockout: cfg.LockoutMax},
-		lockout.Policy{MaxFailures: cfg.IPLockoutFailures, Window: cfg.LockoutWindow, Lockout: cfg.LockoutDuration, MaxLockout: cfg.LockoutMax},
-	)
+	lockoutPolicy := func(failures int) lockout.Policy {
+		return lockout.Policy{MaxFailures: failures, Window: cfg.LockoutWindow, Lockout: cfg.LockoutDuration, MaxLockout: cfg.LockoutMax}
+	}
+	guard := lockout.New(lockout.Policies{
+		AccountIP: lockoutPolicy(cfg.LockoutFailures),
+		Account:   lockoutPolicy(cfg.AccountLockoutFailures),
+		IP:        lockoutPolicy(cfg.IPLockoutFailures),
+	})
 	authSvc := auth.New(db, hasher, tokens, keys, guard, log,
 		auth.WithSessionTTL(cfg.SessionTTL), auth.WithIdleTimeout(cfg.IdleTimeout), auth.WithTokenTTL(cfg.AccessTokenTTL))
 	notesSvc := notes.New(db, pages, log)

@@ -27,6 +27,7 @@ type Store interface {
 	ListUsers(ctx context.Context, afterID string, limit int) ([]store.User, error)
 	SetUserRoles(ctx context.Context, userID string, roles []string) (store.User, error)
 	DisableUser(ctx context.Context, userID string) error
+	UserByID(ctx context.Context, id string) (store.User, error)
 }
 
 // Credentials is the part of the auth service that administration drives.
@@ -34,6 +35,8 @@ type Credentials interface {
 	// InvalidateUser makes the user's next request re-read its state.
 	InvalidateUser(userID string)
 	RotateSigningKey(ctx context.Context, revokePrevious bool) (string, error)
+	// Unlock lifts every login lockout of the account email.
+	Unlock(email string)
 }
 
 // Service implements AdminService. Methods not built yet answer
@@ -125,6 +128,18 @@ func (s *Service) DisableUser(ctx context.Context, req *connect.Request[adminv1.
 	}
 	s.creds.InvalidateUser(req.Msg.GetUserId())
 	return connect.NewResponse(&adminv1.DisableUserResponse{}), nil
+}
+
+// UnlockUser implements AdminService: the way back for an account locked
+// out by failed logins (say, by a guessing run spread over many networks).
+// The call is audited like every admin call.
+func (s *Service) UnlockUser(ctx context.Context, req *connect.Request[adminv1.UnlockUserRequest]) (*connect.Response[adminv1.UnlockUserResponse], error) {
+	u, err := s.store.UserByID(ctx, req.Msg.GetUserId())
+	if err != nil {
+		return nil, rpcerr.FromStore(ctx, s.log, "user", err)
+	}
+	s.creds.Unlock(u.Email)
+	return connect.NewResponse(&adminv1.UnlockUserResponse{}), nil
 }
 
 // RotateSigningKey implements AdminService.

@@ -132,7 +132,7 @@ func (s *Service) Login(ctx context.Context, req *connect.Request[authv1.LoginRe
 		s.lockout.Failure(email, ip)
 		return nil, errLogin()
 	}
-	s.lockout.Success(email)
+	s.lockout.Success(email, ip)
 	authn.Identify(ctx, u.ID)
 	if rehash {
 		s.rehash(ctx, u.ID, req.Msg.GetPassword())
@@ -285,7 +285,9 @@ func (s *Service) WhoAmI(ctx context.Context, _ *connect.Request[authv1.WhoAmIRe
 
 // ChangePassword implements AuthService: with the current password, it
 // sets a new one and revokes the user's other sessions and every API key.
-// The caller's own session stays signed in.
+// The caller's own session stays signed in. A wrong current password counts
+// as a failed login (a stolen session must not become a free password
+// oracle), and a locked-out account cannot change its password.
 func (s *Service) ChangePassword(ctx context.Context, req *connect.Request[authv1.ChangePasswordRequest]) (*connect.Response[authv1.ChangePasswordResponse], error) {
 	p, err := authn.Caller(ctx)
 	if err != nil {
@@ -301,6 +303,14 @@ func (s *Service) ChangePassword(ctx context.Context, req *connect.Request[authv
 	if current == next {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("new_password: must differ from the current password"))
 	}
+	u, err := s.store.UserByID(ctx, p.UserID)
+	if err != nil {
+		return nil, rpcerr.FromStore(ctx, s.log, "user", err)
+	}
+	ip, _ := clientip.From(ctx)
+	if ok, wait := s.lockout.Check(u.Email, ip); !ok {
+		return nil, ratelimit.Exhausted("too many failed password checks", 0, wait)
+	}
 	hash, err := s.store.PasswordHash(ctx, p.UserID)
 	if err != nil {
 		return nil, rpcerr.FromStore(ctx, s.log, "user", err)
@@ -310,8 +320,10 @@ func (s *Service) ChangePassword(ctx context.Context, req *connect.Request[authv
 		return nil, rpcerr.Internal(ctx, s.log, err)
 	}
 	if !ok {
+		s.lockout.Failure(u.Email, ip)
 		return nil, connect.NewError(connect.CodePermissionDenied, errors.New("current password is incorrect"))
 	}
+	s.lockout.Success(u.Email, ip)
 	newHash, err := s.hasher.Hash(ctx, next)
 	if err != nil {
 		return nil, rpcerr.Internal(ctx, s.log, err)

@@ -126,7 +126,7 @@ func newFixture(t *testing.T, opts ...auth.Option) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	guard := lockout.New(lockout.Policy{}, lockout.Policy{}, lockout.WithClock(clock.Now))
+	guard := lockout.New(lockout.Policies{}, lockout.WithClock(clock.Now))
 	opts = append([]auth.Option{auth.WithClock(clock.Now)}, opts...)
 	gate := &gatedStore{DB: db}
 	svc := auth.New(gate, hasher, tokens, keys, guard, slog.New(slog.DiscardHandler), opts...)

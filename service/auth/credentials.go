@@ -107,6 +107,12 @@ func (c *stateCache) invalidateUser(userID string) {
 	}
 }
 
+// Unlock lifts every login lockout of the account email (see
+// lockout.Guard.Unlock).
+func (s *Service) Unlock(email string) {
+	s.lockout.Unlock(email)
+}
+
 // InvalidateUser makes the next request of any of userID's credentials
 // re-read its state: call it after changing the user's roles, password or
 // status.

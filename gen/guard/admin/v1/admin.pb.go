@@ -410,6 +410,86 @@ func (*DisableUserResponse) Descriptor() ([]byte, []int) {
 	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
+type UnlockUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockUserRequest) Reset() {
+	*x = UnlockUserRequest{}
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockUserRequest) ProtoMessage() {}
+
+func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockUserRequest.ProtoReflect.Descriptor instead.
+func (*UnlockUserRequest) Descriptor() ([]byte, []int) {
+	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *UnlockUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type UnlockUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockUserResponse) Reset() {
+	*x = UnlockUserResponse{}
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockUserResponse) ProtoMessage() {}
+
+func (x *UnlockUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockUserResponse.ProtoReflect.Descriptor instead.
+func (*UnlockUserResponse) Descriptor() ([]byte, []int) {
+	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{9}
+}
+
 // AuditEvent records one call of an audited method.
 type AuditEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -428,7 +508,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[8]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -440,7 +520,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[8]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -453,7 +533,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AuditEvent) GetId() string {
@@ -517,7 +597,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[9]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -529,7 +609,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[9]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -542,7 +622,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListAuditEventsRequest) GetPageSize() int32 {
@@ -576,7 +656,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[10]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +668,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[10]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +681,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -630,7 +710,7 @@ type RotateSigningKeyRequest struct {
 
 func (x *RotateSigningKeyRequest) Reset() {
 	*x = RotateSigningKeyRequest{}
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -642,7 +722,7 @@ func (x *RotateSigningKeyRequest) String() string {
 func (*RotateSigningKeyRequest) ProtoMessage() {}
 
 func (x *RotateSigningKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -655,7 +735,7 @@ func (x *RotateSigningKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeyRequest) Descriptor() ([]byte, []int) {
-	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RotateSigningKeyRequest) GetRevokePrevious() bool {
@@ -675,7 +755,7 @@ type RotateSigningKeyResponse struct {
 
 func (x *RotateSigningKeyResponse) Reset() {
 	*x = RotateSigningKeyResponse{}
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[12]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -687,7 +767,7 @@ func (x *RotateSigningKeyResponse) String() string {
 func (*RotateSigningKeyResponse) ProtoMessage() {}
 
 func (x *RotateSigningKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[12]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -700,7 +780,7 @@ func (x *RotateSigningKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeyResponse) Descriptor() ([]byte, []int) {
-	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RotateSigningKeyResponse) GetKeyId() string {
@@ -738,7 +818,10 @@ const file_guard_admin_v1_admin_proto_rawDesc = "" +
 	"\x04user\x18\x01 \x01(\v2\x13.guard.auth.v1.UserR\x04user\"D\n" +
 	"\x12DisableUserRequest\x12.\n" +
 	"\auser_id\x18\x01 \x01(\tB\x15\xbaH\x12r\x102\x0e^[a-z2-7]{26}$R\x06userId\"\x15\n" +
-	"\x13DisableUserResponse\"\xd5\x01\n" +
+	"\x13DisableUserResponse\"C\n" +
+	"\x11UnlockUserRequest\x12.\n" +
+	"\auser_id\x18\x01 \x01(\tB\x15\xbaH\x12r\x102\x0e^[a-z2-7]{26}$R\x06userId\"\x14\n" +
+	"\x12UnlockUserResponse\"\xd5\x01\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
@@ -761,13 +844,15 @@ const file_guard_admin_v1_admin_proto_rawDesc = "" +
 	"\x17RotateSigningKeyRequest\x12'\n" +
 	"\x0frevoke_previous\x18\x01 \x01(\bR\x0erevokePrevious\"1\n" +
 	"\x18RotateSigningKeyResponse\x12\x15\n" +
-	"\x06key_id\x18\x01 \x01(\tR\x05keyId2\xc9\x04\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId2\x9e\x05\n" +
 	"\fAdminService\x12S\n" +
 	"\n" +
 	"CreateUser\x12!.guard.admin.v1.CreateUserRequest\x1a\".guard.admin.v1.CreateUserResponse\x12P\n" +
 	"\tListUsers\x12 .guard.admin.v1.ListUsersRequest\x1a!.guard.admin.v1.ListUsersResponse\x12Y\n" +
 	"\fSetUserRoles\x12#.guard.admin.v1.SetUserRolesRequest\x1a$.guard.admin.v1.SetUserRolesResponse\x12V\n" +
-	"\vDisableUser\x12\".guard.admin.v1.DisableUserRequest\x1a#.guard.admin.v1.DisableUserResponse\x12b\n" +
+	"\vDisableUser\x12\".guard.admin.v1.DisableUserRequest\x1a#.guard.admin.v1.DisableUserResponse\x12S\n" +
+	"\n" +
+	"UnlockUser\x12!.guard.admin.v1.UnlockUserRequest\x1a\".guard.admin.v1.UnlockUserResponse\x12b\n" +
 	"\x0fListAuditEvents\x12&.guard.admin.v1.ListAuditEventsRequest\x1a'.guard.admin.v1.ListAuditEventsResponse\x12e\n" +
 	"\x10RotateSigningKey\x12'.guard.admin.v1.RotateSigningKeyRequest\x1a(.guard.admin.v1.RotateSigningKeyResponse\x1a\x14\u00a0\x19\x10\x12\x05admin\x1a\x05admin0\x01B:Z8github.com/connectguard/guard/gen/guard/admin/v1;adminv1b\x06proto3"
 
@@ -783,7 +868,7 @@ func file_guard_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_guard_admin_v1_admin_proto_rawDescData
 }
 
-var file_guard_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_guard_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_guard_admin_v1_admin_proto_goTypes = []any{
 	(*CreateUserRequest)(nil),        // 0: guard.admin.v1.CreateUserRequest
 	(*CreateUserResponse)(nil),       // 1: guard.admin.v1.CreateUserResponse
@@ -793,34 +878,38 @@ var file_guard_admin_v1_admin_proto_goTypes = []any{
 	(*SetUserRolesResponse)(nil),     // 5: guard.admin.v1.SetUserRolesResponse
 	(*DisableUserRequest)(nil),       // 6: guard.admin.v1.DisableUserRequest
 	(*DisableUserResponse)(nil),      // 7: guard.admin.v1.DisableUserResponse
-	(*AuditEvent)(nil),               // 8: guard.admin.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),   // 9: guard.admin.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),  // 10: guard.admin.v1.ListAuditEventsResponse
-	(*RotateSigningKeyRequest)(nil),  // 11: guard.admin.v1.RotateSigningKeyRequest
-	(*RotateSigningKeyResponse)(nil), // 12: guard.admin.v1.RotateSigningKeyResponse
-	(*v1.User)(nil),                  // 13: guard.auth.v1.User
-	(*timestamppb.Timestamp)(nil),    // 14: google.protobuf.Timestamp
+	(*UnlockUserRequest)(nil),        // 8: guard.admin.v1.UnlockUserRequest
+	(*UnlockUserResponse)(nil),       // 9: guard.admin.v1.UnlockUserResponse
+	(*AuditEvent)(nil),               // 10: guard.admin.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),   // 11: guard.admin.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),  // 12: guard.admin.v1.ListAuditEventsResponse
+	(*RotateSigningKeyRequest)(nil),  // 13: guard.admin.v1.RotateSigningKeyRequest
+	(*RotateSigningKeyResponse)(nil), // 14: guard.admin.v1.RotateSigningKeyResponse
+	(*v1.User)(nil),                  // 15: guard.auth.v1.User
+	(*timestamppb.Timestamp)(nil),    // 16: google.protobuf.Timestamp
 }
 var file_guard_admin_v1_admin_proto_depIdxs = []int32{
-	13, // 0: guard.admin.v1.CreateUserResponse.user:type_name -> guard.auth.v1.User
-	13, // 1: guard.admin.v1.ListUsersResponse.users:type_name -> guard.auth.v1.User
-	13, // 2: guard.admin.v1.SetUserRolesResponse.user:type_name -> guard.auth.v1.User
-	14, // 3: guard.admin.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	8,  // 4: guard.admin.v1.ListAuditEventsResponse.events:type_name -> guard.admin.v1.AuditEvent
+	15, // 0: guard.admin.v1.CreateUserResponse.user:type_name -> guard.auth.v1.User
+	15, // 1: guard.admin.v1.ListUsersResponse.users:type_name -> guard.auth.v1.User
+	15, // 2: guard.admin.v1.SetUserRolesResponse.user:type_name -> guard.auth.v1.User
+	16, // 3: guard.admin.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	10, // 4: guard.admin.v1.ListAuditEventsResponse.events:type_name -> guard.admin.v1.AuditEvent
 	0,  // 5: guard.admin.v1.AdminService.CreateUser:input_type -> guard.admin.v1.CreateUserRequest
 	2,  // 6: guard.admin.v1.AdminService.ListUsers:input_type -> guard.admin.v1.ListUsersRequest
 	4,  // 7: guard.admin.v1.AdminService.SetUserRoles:input_type -> guard.admin.v1.SetUserRolesRequest
 	6,  // 8: guard.admin.v1.AdminService.DisableUser:input_type -> guard.admin.v1.DisableUserRequest
-	9,  // 9: guard.admin.v1.AdminService.ListAuditEvents:input_type -> guard.admin.v1.ListAuditEventsRequest
-	11, // 10: guard.admin.v1.AdminService.RotateSigningKey:input_type -> guard.admin.v1.RotateSigningKeyRequest
-	1,  // 11: guard.admin.v1.AdminService.CreateUser:output_type -> guard.admin.v1.CreateUserResponse
-	3,  // 12: guard.admin.v1.AdminService.ListUsers:output_type -> guard.admin.v1.ListUsersResponse
-	5,  // 13: guard.admin.v1.AdminService.SetUserRoles:output_type -> guard.admin.v1.SetUserRolesResponse
-	7,  // 14: guard.admin.v1.AdminService.DisableUser:output_type -> guard.admin.v1.DisableUserResponse
-	10, // 15: guard.admin.v1.AdminService.ListAuditEvents:output_type -> guard.admin.v1.ListAuditEventsResponse
-	12, // 16: guard.admin.v1.AdminService.RotateSigningKey:output_type -> guard.admin.v1.RotateSigningKeyResponse
-	11, // [11:17] is the sub-list for method output_type
-	5,  // [5:11] is the sub-list for method input_type
+	8,  // 9: guard.admin.v1.AdminService.UnlockUser:input_type -> guard.admin.v1.UnlockUserRequest
+	11, // 10: guard.admin.v1.AdminService.ListAuditEvents:input_type -> guard.admin.v1.ListAuditEventsRequest
+	13, // 11: guard.admin.v1.AdminService.RotateSigningKey:input_type -> guard.admin.v1.RotateSigningKeyRequest
+	1,  // 12: guard.admin.v1.AdminService.CreateUser:output_type -> guard.admin.v1.CreateUserResponse
+	3,  // 13: guard.admin.v1.AdminService.ListUsers:output_type -> guard.admin.v1.ListUsersResponse
+	5,  // 14: guard.admin.v1.AdminService.SetUserRoles:output_type -> guard.admin.v1.SetUserRolesResponse
+	7,  // 15: guard.admin.v1.AdminService.DisableUser:output_type -> guard.admin.v1.DisableUserResponse
+	9,  // 16: guard.admin.v1.AdminService.UnlockUser:output_type -> guard.admin.v1.UnlockUserResponse
+	12, // 17: guard.admin.v1.AdminService.ListAuditEvents:output_type -> guard.admin.v1.ListAuditEventsResponse
+	14, // 18: guard.admin.v1.AdminService.RotateSigningKey:output_type -> guard.admin.v1.RotateSigningKeyResponse
+	12, // [12:19] is the sub-list for method output_type
+	5,  // [5:12] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
@@ -837,7 +926,7 @@ func file_guard_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_guard_admin_v1_admin_proto_rawDesc), len(file_guard_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -653,10 +653,13 @@ type APIKey struct {
 	Name   string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	Scopes []string               `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	// last4 are the last four characters of the key, to tell keys apart.
-	Last4         string                 `protobuf:"bytes,4,opt,name=last4,proto3" json:"last4,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
-	LastUseTime   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_use_time,json=lastUseTime,proto3" json:"last_use_time,omitempty"`
+	Last4       string                 `protobuf:"bytes,4,opt,name=last4,proto3" json:"last4,omitempty"`
+	CreateTime  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	ExpireTime  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	LastUseTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_use_time,json=lastUseTime,proto3" json:"last_use_time,omitempty"`
+	// parent_id is the key that minted this one, "" if a user's session did.
+	// A minted key expires no later than its parent and ends with it.
+	ParentId      string `protobuf:"bytes,8,opt,name=parent_id,json=parentId,proto3" json:"parent_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -738,6 +741,13 @@ func (x *APIKey) GetLastUseTime() *timestamppb.Timestamp {
 		return x.LastUseTime
 	}
 	return nil
+}
+
+func (x *APIKey) GetParentId() string {
+	if x != nil {
+		return x.ParentId
+	}
+	return ""
 }
 
 type CreateAPIKeyRequest struct {
@@ -1057,7 +1067,7 @@ const file_guard_auth_v1_auth_proto_rawDesc = "" +
 	"r\b\x10\x01\x18\x80\x01(\x80\x04R\x0fcurrentPassword\x120\n" +
 	"\fnew_password\x18\x02 \x01(\tB\r\xbaH\n" +
 	"r\b\x10\b\x18\x80\x01(\x80\x04R\vnewPassword\"\x18\n" +
-	"\x16ChangePasswordResponse\"\x94\x02\n" +
+	"\x16ChangePasswordResponse\"\xb1\x02\n" +
 	"\x06APIKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -1067,7 +1077,8 @@ const file_guard_auth_v1_auth_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vexpire_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12>\n" +
-	"\rlast_use_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vlastUseTime\"\xd6\x01\n" +
+	"\rlast_use_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vlastUseTime\x12\x1b\n" +
+	"\tparent_id\x18\b \x01(\tR\bparentId\"\xd6\x01\n" +
 	"\x13CreateAPIKeyRequest\x122\n" +
 	"\x04name\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18@2\x13^[\\p{L}\\p{N} ._-]+$R\x04name\x12H\n" +
 	"\x06scopes\x18\x02 \x03(\tB0\xbaH-\x92\x01*\b\x01\x10\x03\x18\x01\"\"r R\n" +

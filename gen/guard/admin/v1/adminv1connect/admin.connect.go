@@ -43,6 +43,8 @@ const (
 	// AdminServiceDisableUserProcedure is the fully-qualified name of the AdminService's DisableUser
 	// RPC.
 	AdminServiceDisableUserProcedure = "/guard.admin.v1.AdminService/DisableUser"
+	// AdminServiceUnlockUserProcedure is the fully-qualified name of the AdminService's UnlockUser RPC.
+	AdminServiceUnlockUserProcedure = "/guard.admin.v1.AdminService/UnlockUser"
 	// AdminServiceListAuditEventsProcedure is the fully-qualified name of the AdminService's
 	// ListAuditEvents RPC.
 	AdminServiceListAuditEventsProcedure = "/guard.admin.v1.AdminService/ListAuditEvents"
@@ -61,6 +63,10 @@ type AdminServiceClient interface {
 	SetUserRoles(context.Context, *connect.Request[v1.SetUserRolesRequest]) (*connect.Response[v1.SetUserRolesResponse], error)
 	// DisableUser disables an account: its sessions and keys stop working.
 	DisableUser(context.Context, *connect.Request[v1.DisableUserRequest]) (*connect.Response[v1.DisableUserResponse], error)
+	// UnlockUser lifts every login lockout of a user's account, from any
+	// address, and forgets its failed logins. Lockouts of client addresses
+	// (password spraying) stay.
+	UnlockUser(context.Context, *connect.Request[v1.UnlockUserRequest]) (*connect.Response[v1.UnlockUserResponse], error)
 	// ListAuditEvents lists audit events, newest first.
 	ListAuditEvents(context.Context, *connect.Request[v1.ListAuditEventsRequest]) (*connect.Response[v1.ListAuditEventsResponse], error)
 	// RotateSigningKey makes a new access token signing key; tokens signed by
@@ -103,6 +109,12 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(adminServiceMethods.ByName("DisableUser")),
 			connect.WithClientOptions(opts...),
 		),
+		unlockUser: connect.NewClient[v1.UnlockUserRequest, v1.UnlockUserResponse](
+			httpClient,
+			baseURL+AdminServiceUnlockUserProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("UnlockUser")),
+			connect.WithClientOptions(opts...),
+		),
 		listAuditEvents: connect.NewClient[v1.ListAuditEventsRequest, v1.ListAuditEventsResponse](
 			httpClient,
 			baseURL+AdminServiceListAuditEventsProcedure,
@@ -124,6 +136,7 @@ type adminServiceClient struct {
 	listUsers        *connect.Client[v1.ListUsersRequest, v1.ListUsersResponse]
 	setUserRoles     *connect.Client[v1.SetUserRolesRequest, v1.SetUserRolesResponse]
 	disableUser      *connect.Client[v1.DisableUserRequest, v1.DisableUserResponse]
+	unlockUser       *connect.Client[v1.UnlockUserRequest, v1.UnlockUserResponse]
 	listAuditEvents  *connect.Client[v1.ListAuditEventsRequest, v1.ListAuditEventsResponse]
 	rotateSigningKey *connect.Client[v1.RotateSigningKeyRequest, v1.RotateSigningKeyResponse]
 }
@@ -148,6 +161,11 @@ func (c *adminServiceClient) DisableUser(ctx context.Context, req *connect.Reque
 	return c.disableUser.CallUnary(ctx, req)
 }
 
+// UnlockUser calls guard.admin.v1.AdminService.UnlockUser.
+func (c *adminServiceClient) UnlockUser(ctx context.Context, req *connect.Request[v1.UnlockUserRequest]) (*connect.Response[v1.UnlockUserResponse], error) {
+	return c.unlockUser.CallUnary(ctx, req)
+}
+
 // ListAuditEvents calls guard.admin.v1.AdminService.ListAuditEvents.
 func (c *adminServiceClient) ListAuditEvents(ctx context.Context, req *connect.Request[v1.ListAuditEventsRequest]) (*connect.Response[v1.ListAuditEventsResponse], error) {
 	return c.listAuditEvents.CallUnary(ctx, req)
@@ -168,6 +186,10 @@ type AdminServiceHandler interface {
 	SetUserRoles(context.Context, *connect.Request[v1.SetUserRolesRequest]) (*connect.Response[v1.SetUserRolesResponse], error)
 	// DisableUser disables an account: its sessions and keys stop working.
 	DisableUser(context.Context, *connect.Request[v1.DisableUserRequest]) (*connect.Response[v1.DisableUserResponse], error)
+	// UnlockUser lifts every login lockout of a user's account, from any
+	// address, and forgets its failed logins. Lockouts of client addresses
+	// (password spraying) stay.
+	UnlockUser(context.Context, *connect.Request[v1.UnlockUserRequest]) (*connect.Response[v1.UnlockUserResponse], error)
 	// ListAuditEvents lists audit events, newest first.
 	ListAuditEvents(context.Context, *connect.Request[v1.ListAuditEventsRequest]) (*connect.Response[v1.ListAuditEventsResponse], error)
 	// RotateSigningKey makes a new access token signing key; tokens signed by
@@ -206,6 +228,12 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(adminServiceMethods.ByName("DisableUser")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceUnlockUserHandler := connect.NewUnaryHandler(
+		AdminServiceUnlockUserProcedure,
+		svc.UnlockUser,
+		connect.WithSchema(adminServiceMethods.ByName("UnlockUser")),
+		connect.WithHandlerOptions(opts...),
+	)
 	adminServiceListAuditEventsHandler := connect.NewUnaryHandler(
 		AdminServiceListAuditEventsProcedure,
 		svc.ListAuditEvents,
@@ -228,6 +256,8 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceSetUserRolesHandler.ServeHTTP(w, r)
 		case AdminServiceDisableUserProcedure:
 			adminServiceDisableUserHandler.ServeHTTP(w, r)
+		case AdminServiceUnlockUserProcedure:
+			adminServiceUnlockUserHandler.ServeHTTP(w, r)
 		case AdminServiceListAuditEventsProcedure:
 			adminServiceListAuditEventsHandler.ServeHTTP(w, r)
 		case AdminServiceRotateSigningKeyProcedure:
@@ -255,6 +285,10 @@ func (UnimplementedAdminServiceHandler) SetUserRoles(context.Context, *connect.R
 
 func (UnimplementedAdminServiceHandler) DisableUser(context.Context, *connect.Request[v1.DisableUserRequest]) (*connect.Response[v1.DisableUserResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("guard.admin.v1.AdminService.DisableUser is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) UnlockUser(context.Context, *connect.Request[v1.UnlockUserRequest]) (*connect.Response[v1.UnlockUserResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("guard.admin.v1.AdminService.UnlockUser is not implemented"))
 }
 
 func (UnimplementedAdminServiceHandler) ListAuditEvents(context.Context, *connect.Request[v1.ListAuditEventsRequest]) (*connect.Response[v1.ListAuditEventsResponse], error) {

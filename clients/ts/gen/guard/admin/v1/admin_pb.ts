@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file guard/admin/v1/admin.proto.
  */
 export const file_guard_admin_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChpndWFyZC9hZG1pbi92MS9hZG1pbi5wcm90bxIOZ3VhcmQuYWRtaW4udjEihwEKEUNyZWF0ZVVzZXJSZXF1ZXN0EhkKBWVtYWlsGAEgASgJQgq6SAdyBRj+AWABEh8KCHBhc3N3b3JkGAIgASgJQg26SApyCBAIGIABKIAEEjYKBXJvbGVzGAMgAygJQie6SCSSASEIARADGAEiGXIXUgVhZG1pblIGbWVtYmVyUgZ2aWV3ZXIiNwoSQ3JlYXRlVXNlclJlc3BvbnNlEiEKBHVzZXIYASABKAsyEy5ndWFyZC5hdXRoLnYxLlVzZXIiTwoQTGlzdFVzZXJzUmVxdWVzdBIdCglwYWdlX3NpemUYASABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAQiUAoRTGlzdFVzZXJzUmVzcG9uc2USIgoFdXNlcnMYASADKAsyEy5ndWFyZC5hdXRoLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInUKE1NldFVzZXJSb2xlc1JlcXVlc3QSJgoHdXNlcl9pZBgBIAEoCUIVukgSchAyDl5bYS16Mi03XXsyNn0kEjYKBXJvbGVzGAIgAygJQie6SCSSASEIARADGAEiGXIXUgVhZG1pblIGbWVtYmVyUgZ2aWV3ZXIiOQoUU2V0VXNlclJvbGVzUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmd1YXJkLmF1dGgudjEuVXNlciI8ChJEaXNhYmxlVXNlclJlcXVlc3QSJgoHdXNlcl9pZBgBIAEoCUIVukgSchAyDl5bYS16Mi03XXsyNn0kIhUKE0Rpc2FibGVVc2VyUmVzcG9uc2UinAEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIYWN0b3JfaWQYAyABKAkSEQoJcHJvY2VkdXJlGAQgASgJEgwKBGNvZGUYBSABKAkSEQoJY2xpZW50X2lwGAYgASgJEhIKCnJlcXVlc3RfaWQYByABKAkigQEKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSHQoJcGFnZV9zaXplGAEgASgFQgq6SAcaBRjoBygAEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAEEioKCGFjdG9yX2lkGAMgASgJQhi6SBXYAQFyEDIOXlthLXoyLTddezI2fSQiXgoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USKgoGZXZlbnRzGAEgAygLMhouZ3VhcmQuYWRtaW4udjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiMgoXUm90YXRlU2lnbmluZ0tleVJlcXVlc3QSFwoPcmV2b2tlX3ByZXZpb3VzGAEgASgIIioKGFJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRIOCgZrZXlfaWQYASABKAkyyQQKDEFkbWluU2VydmljZRJTCgpDcmVhdGVVc2VyEiEuZ3VhcmQuYWRtaW4udjEuQ3JlYXRlVXNlclJlcXVlc3QaIi5ndWFyZC5hZG1pbi52MS5DcmVhdGVVc2VyUmVzcG9uc2USUAoJTGlzdFVzZXJzEiAuZ3VhcmQuYWRtaW4udjEuTGlzdFVzZXJzUmVxdWVzdBohLmd1YXJkLmFkbWluLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlElkKDFNldFVzZXJSb2xlcxIjLmd1YXJkLmFkbWluLnYxLlNldFVzZXJSb2xlc1JlcXVlc3QaJC5ndWFyZC5hZG1pbi52MS5TZXRVc2VyUm9sZXNSZXNwb25zZRJWCgtEaXNhYmxlVXNlchIiLmd1YXJkLmFkbWluLnYxLkRpc2FibGVVc2VyUmVxdWVzdBojLmd1YXJkLmFkbWluLnYxLkRpc2FibGVVc2VyUmVzcG9uc2USYgoPTGlzdEF1ZGl0RXZlbnRzEiYuZ3VhcmQuYWRtaW4udjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBonLmd1YXJkLmFkbWluLnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEmUKEFJvdGF0ZVNpZ25pbmdLZXkSJy5ndWFyZC5hZG1pbi52MS5Sb3RhdGVTaWduaW5nS2V5UmVxdWVzdBooLmd1YXJkLmFkbWluLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRoUwqAZEBIFYWRtaW4aBWFkbWluMAFCOlo4Z2l0aHViLmNvbS9jb25uZWN0Z3VhcmQvZ3VhcmQvZ2VuL2d1YXJkL2FkbWluL3YxO2FkbWludjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp, file_guard_auth_v1_auth, file_guard_policy_v1_policy]);
+  fileDesc("ChpndWFyZC9hZG1pbi92MS9hZG1pbi5wcm90bxIOZ3VhcmQuYWRtaW4udjEihwEKEUNyZWF0ZVVzZXJSZXF1ZXN0EhkKBWVtYWlsGAEgASgJQgq6SAdyBRj+AWABEh8KCHBhc3N3b3JkGAIgASgJQg26SApyCBAIGIABKIAEEjYKBXJvbGVzGAMgAygJQie6SCSSASEIARADGAEiGXIXUgVhZG1pblIGbWVtYmVyUgZ2aWV3ZXIiNwoSQ3JlYXRlVXNlclJlc3BvbnNlEiEKBHVzZXIYASABKAsyEy5ndWFyZC5hdXRoLnYxLlVzZXIiTwoQTGlzdFVzZXJzUmVxdWVzdBIdCglwYWdlX3NpemUYASABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAQiUAoRTGlzdFVzZXJzUmVzcG9uc2USIgoFdXNlcnMYASADKAsyEy5ndWFyZC5hdXRoLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInUKE1NldFVzZXJSb2xlc1JlcXVlc3QSJgoHdXNlcl9pZBgBIAEoCUIVukgSchAyDl5bYS16Mi03XXsyNn0kEjYKBXJvbGVzGAIgAygJQie6SCSSASEIARADGAEiGXIXUgVhZG1pblIGbWVtYmVyUgZ2aWV3ZXIiOQoUU2V0VXNlclJvbGVzUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmd1YXJkLmF1dGgudjEuVXNlciI8ChJEaXNhYmxlVXNlclJlcXVlc3QSJgoHdXNlcl9pZBgBIAEoCUIVukgSchAyDl5bYS16Mi03XXsyNn0kIhUKE0Rpc2FibGVVc2VyUmVzcG9uc2UiOwoRVW5sb2NrVXNlclJlcXVlc3QSJgoHdXNlcl9pZBgBIAEoCUIVukgSchAyDl5bYS16Mi03XXsyNn0kIhQKElVubG9ja1VzZXJSZXNwb25zZSKcAQoKQXVkaXRFdmVudBIKCgJpZBgBIAEoCRIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghhY3Rvcl9pZBgDIAEoCRIRCglwcm9jZWR1cmUYBCABKAkSDAoEY29kZRgFIAEoCRIRCgljbGllbnRfaXAYBiABKAkSEgoKcmVxdWVzdF9pZBgHIAEoCSKBAQoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIdCglwYWdlX3NpemUYASABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAQSKgoIYWN0b3JfaWQYAyABKAlCGLpIFdgBAXIQMg5eW2EtejItN117MjZ9JCJeChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIqCgZldmVudHMYASADKAsyGi5ndWFyZC5hZG1pbi52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIyChdSb3RhdGVTaWduaW5nS2V5UmVxdWVzdBIXCg9yZXZva2VfcHJldmlvdXMYASABKAgiKgoYUm90YXRlU2lnbmluZ0tleVJlc3BvbnNlEg4KBmtleV9pZBgBIAEoCTKeBQoMQWRtaW5TZXJ2aWNlElMKCkNyZWF0ZVVzZXISIS5ndWFyZC5hZG1pbi52MS5DcmVhdGVVc2VyUmVxdWVzdBoiLmd1YXJkLmFkbWluLnYxLkNyZWF0ZVVzZXJSZXNwb25zZRJQCglMaXN0VXNlcnMSIC5ndWFyZC5hZG1pbi52MS5MaXN0VXNlcnNSZXF1ZXN0GiEuZ3VhcmQuYWRtaW4udjEuTGlzdFVzZXJzUmVzcG9uc2USWQoMU2V0VXNlclJvbGVzEiMuZ3VhcmQuYWRtaW4udjEuU2V0VXNlclJvbGVzUmVxdWVzdBokLmd1YXJkLmFkbWluLnYxLlNldFVzZXJSb2xlc1Jlc3BvbnNlElYKC0Rpc2FibGVVc2VyEiIuZ3VhcmQuYWRtaW4udjEuRGlzYWJsZVVzZXJSZXF1ZXN0GiMuZ3VhcmQuYWRtaW4udjEuRGlzYWJsZVVzZXJSZXNwb25zZRJTCgpVbmxvY2tVc2VyEiEuZ3VhcmQuYWRtaW4udjEuVW5sb2NrVXNlclJlcXVlc3QaIi5ndWFyZC5hZG1pbi52MS5VbmxvY2tVc2VyUmVzcG9uc2USYgoPTGlzdEF1ZGl0RXZlbnRzEiYuZ3VhcmQuYWRtaW4udjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBonLmd1YXJkLmFkbWluLnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEmUKEFJvdGF0ZVNpZ25pbmdLZXkSJy5ndWFyZC5hZG1pbi52MS5Sb3RhdGVTaWduaW5nS2V5UmVxdWVzdBooLmd1YXJkLmFkbWluLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRoUwqAZEBIFYWRtaW4aBWFkbWluMAFCOlo4Z2l0aHViLmNvbS9jb25uZWN0Z3VhcmQvZ3VhcmQvZ2VuL2d1YXJkL2FkbWluL3YxO2FkbWludjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp, file_guard_auth_v1_auth, file_guard_policy_v1_policy]);
 
 /**
  * @generated from message guard.admin.v1.CreateUserRequest
@@ -178,6 +178,36 @@ export const DisableUserResponseSchema: GenMessage<DisableUserResponse> = /*@__P
   messageDesc(file_guard_admin_v1_admin, 7);
 
 /**
+ * @generated from message guard.admin.v1.UnlockUserRequest
+ */
+export type UnlockUserRequest = Message<"guard.admin.v1.UnlockUserRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message guard.admin.v1.UnlockUserRequest.
+ * Use `create(UnlockUserRequestSchema)` to create a new message.
+ */
+export const UnlockUserRequestSchema: GenMessage<UnlockUserRequest> = /*@__PURE__*/
+  messageDesc(file_guard_admin_v1_admin, 8);
+
+/**
+ * @generated from message guard.admin.v1.UnlockUserResponse
+ */
+export type UnlockUserResponse = Message<"guard.admin.v1.UnlockUserResponse"> & {
+};
+
+/**
+ * Describes the message guard.admin.v1.UnlockUserResponse.
+ * Use `create(UnlockUserResponseSchema)` to create a new message.
+ */
+export const UnlockUserResponseSchema: GenMessage<UnlockUserResponse> = /*@__PURE__*/
+  messageDesc(file_guard_admin_v1_admin, 9);
+
+/**
  * AuditEvent records one call of an audited method.
  *
  * @generated from message guard.admin.v1.AuditEvent
@@ -228,7 +258,7 @@ export type AuditEvent = Message<"guard.admin.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_guard_admin_v1_admin, 8);
+  messageDesc(file_guard_admin_v1_admin, 10);
 
 /**
  * @generated from message guard.admin.v1.ListAuditEventsRequest
@@ -257,7 +287,7 @@ export type ListAuditEventsRequest = Message<"guard.admin.v1.ListAuditEventsRequ
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_guard_admin_v1_admin, 9);
+  messageDesc(file_guard_admin_v1_admin, 11);
 
 /**
  * @generated from message guard.admin.v1.ListAuditEventsResponse
@@ -279,7 +309,7 @@ export type ListAuditEventsResponse = Message<"guard.admin.v1.ListAuditEventsRes
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_guard_admin_v1_admin, 10);
+  messageDesc(file_guard_admin_v1_admin, 12);
 
 /**
  * @generated from message guard.admin.v1.RotateSigningKeyRequest
@@ -300,7 +330,7 @@ export type RotateSigningKeyRequest = Message<"guard.admin.v1.RotateSigningKeyRe
  * Use `create(RotateSigningKeyRequestSchema)` to create a new message.
  */
 export const RotateSigningKeyRequestSchema: GenMessage<RotateSigningKeyRequest> = /*@__PURE__*/
-  messageDesc(file_guard_admin_v1_admin, 11);
+  messageDesc(file_guard_admin_v1_admin, 13);
 
 /**
  * @generated from message guard.admin.v1.RotateSigningKeyResponse
@@ -319,7 +349,7 @@ export type RotateSigningKeyResponse = Message<"guard.admin.v1.RotateSigningKeyR
  * Use `create(RotateSigningKeyResponseSchema)` to create a new message.
  */
 export const RotateSigningKeyResponseSchema: GenMessage<RotateSigningKeyResponse> = /*@__PURE__*/
-  messageDesc(file_guard_admin_v1_admin, 12);
+  messageDesc(file_guard_admin_v1_admin, 14);
 
 /**
  * AdminService manages users and reads the audit log.
@@ -366,6 +396,18 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof DisableUserRequestSchema;
     output: typeof DisableUserResponseSchema;
+  },
+  /**
+   * UnlockUser lifts every login lockout of a user's account, from any
+   * address, and forgets its failed logins. Lockouts of client addresses
+   * (password spraying) stay.
+   *
+   * @generated from rpc guard.admin.v1.AdminService.UnlockUser
+   */
+  unlockUser: {
+    methodKind: "unary";
+    input: typeof UnlockUserRequestSchema;
+    output: typeof UnlockUserResponseSchema;
   },
   /**
    * ListAuditEvents lists audit events, newest first.
