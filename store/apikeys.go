@@ -31,13 +31,16 @@ type APIKey struct {
 	LastUseTime *time.Time
 	// RevokeTime is when the key was revoked, or nil if it was not.
 	RevokeTime *time.Time
+	// ParentID is the API key this key was minted with, or "" if a user's
+	// session minted it. A key never outlives its parent.
+	ParentID string
 }
 
 // apiKeyColumns are the columns scanAPIKey reads, from api_keys as k.
 //
 //nolint:gosec // G101 mistakes this column list for a credential.
 const apiKeyColumns = `k.id, k.user_id, k.name, k.scopes, k.last4, k.secret_hash,
-	k.create_time, k.expire_time, k.last_use_time, k.revoke_time`
+	k.create_time, k.expire_time, k.last_use_time, k.revoke_time, k.parent_id`
 
 // scanAPIKey reads a row that starts with apiKeyColumns, scanning the
 // columns after them into extra.
@@ -47,9 +50,10 @@ func scanAPIKey(sc scanner, extra ...any) (APIKey, error) {
 		scopes                string
 		create                int64
 		expire, used, revoked sql.NullInt64
+		parent                sql.NullString
 	)
 	dest := append([]any{&k.ID, &k.UserID, &k.Name, &scopes, &k.Last4, &k.SecretHash,
-		&create, &expire, &used, &revoked}, extra...)
+		&create, &expire, &used, &revoked, &parent}, extra...)
 	if err := sc.Scan(dest...); err != nil {
 		return APIKey{}, err
 	}
@@ -58,35 +62,81 @@ func scanAPIKey(sc scanner, extra ...any) (APIKey, error) {
 	k.ExpireTime = fromNullMicros(expire)
 	k.LastUseTime = fromNullMicros(used)
 	k.RevokeTime = fromNullMicros(revoked)
+	k.ParentID = parent.String
 	return k, nil
 }
 
-// CreateAPIKey stores k. The caller chooses k.ID, normally with [NewID],
-// which must be unique, else CreateAPIKey returns an error matching
-// [ErrConflict]. A zero k.CreateTime means now. k.Name may have up to 256
-// bytes; k.Scopes up to 16 distinct scopes of 1 to 256 bytes without
-// spaces. It returns an error matching [ErrNotFound] if the user does not
-// exist.
-func (db *DB) CreateAPIKey(ctx context.Context, k APIKey) error {
+// CreateAPIKey stores k and returns it as stored. The caller chooses k.ID,
+// normally with [NewID], which must be unique, else CreateAPIKey returns an
+// error matching [ErrConflict]. A zero k.CreateTime means now. k.Name may
+// have up to 256 bytes; k.Scopes up to 16 distinct scopes of 1 to 256 bytes
+// without spaces. It returns an error matching [ErrNotFound] if the user
+// does not exist.
+//
+// A key with a ParentID is minted with that key, which must be the same
+// user's: its expiry is cut to the parent's, and it is refused with an
+// error matching [ErrExpired] if the parent is revoked or expired, or
+// [ErrNotFound] if the parent is missing or another user's. The check and
+// the insert are one transaction, so a parent revoked meanwhile either
+// refuses the child or revokes it with itself ([DB.RevokeAPIKey]).
+func (db *DB) CreateAPIKey(ctx context.Context, k APIKey) (APIKey, error) {
 	if k.ID == "" {
-		return errors.New("create api key: empty id")
+		return APIKey{}, errors.New("create api key: empty id")
 	}
-	scopes := sortedUnique(k.Scopes)
-	if err := checkAPIKey(k, scopes); err != nil {
-		return fmt.Errorf("create api key %q: %w", k.ID, err)
+	k.Scopes = sortedUnique(k.Scopes)
+	if err := checkAPIKey(k, k.Scopes); err != nil {
+		return APIKey{}, fmt.Errorf("create api key %q: %w", k.ID, err)
 	}
-	create := k.CreateTime
-	if create.IsZero() {
-		create = db.timestamp()
+	if k.CreateTime.IsZero() {
+		k.CreateTime = db.timestamp()
 	}
-	_, err := db.sql.ExecContext(ctx,
-		`INSERT INTO api_keys (id, user_id, name, secret_hash, scopes, last4,
-			create_time, expire_time, last_use_time, revoke_time)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		k.ID, k.UserID, k.Name, k.SecretHash, strings.Join(scopes, " "), k.Last4,
-		micros(create), nullMicros(k.ExpireTime), nullMicros(k.LastUseTime), nullMicros(k.RevokeTime))
+	k.CreateTime = k.CreateTime.UTC().Truncate(time.Microsecond)
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if k.ParentID != "" {
+			if err := clampToParent(ctx, tx, &k, db.timestamp()); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO api_keys (id, user_id, name, secret_hash, scopes, last4,
+				create_time, expire_time, last_use_time, revoke_time, parent_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			k.ID, k.UserID, k.Name, k.SecretHash, strings.Join(k.Scopes, " "), k.Last4,
+			micros(k.CreateTime), nullMicros(k.ExpireTime), nullMicros(k.LastUseTime), nullMicros(k.RevokeTime),
+			sql.NullString{String: k.ParentID, Valid: k.ParentID != ""})
+		return classify(err)
+	})
 	if err != nil {
-		return fmt.Errorf("create api key %q: %w", k.ID, classify(err))
+		return APIKey{}, fmt.Errorf("create api key %q: %w", k.ID, err)
+	}
+	if k.ExpireTime != nil {
+		t := k.ExpireTime.UTC().Truncate(time.Microsecond)
+		k.ExpireTime = &t
+	}
+	return k, nil
+}
+
+// clampToParent checks, in tx, that k's parent is a live key of the same
+// user, and cuts k's expiry to the parent's.
+func clampToParent(ctx context.Context, tx *sql.Tx, k *APIKey, now time.Time) error {
+	var (
+		owner           string
+		expire, revoked sql.NullInt64
+	)
+	err := tx.QueryRowContext(ctx, `SELECT user_id, expire_time, revoke_time FROM api_keys WHERE id = ?`, k.ParentID).
+		Scan(&owner, &expire, &revoked)
+	if err != nil {
+		return fmt.Errorf("parent key %q: %w", k.ParentID, classify(err))
+	}
+	if owner != k.UserID {
+		return fmt.Errorf("parent key %q is another user's: %w", k.ParentID, ErrNotFound)
+	}
+	parentExpire := fromNullMicros(expire)
+	if revoked.Valid || parentExpire != nil && !now.Before(*parentExpire) {
+		return fmt.Errorf("parent key %q: %w", k.ParentID, ErrExpired)
+	}
+	if parentExpire != nil && (k.ExpireTime == nil || k.ExpireTime.After(*parentExpire)) {
+		k.ExpireTime = parentExpire
 	}
 	return nil
 }
@@ -179,14 +229,20 @@ func (db *DB) ListAPIKeys(ctx context.Context, userID string) ([]APIKey, error) 
 	return keys, nil
 }
 
-// RevokeAPIKey revokes the API key id of userID. Revoking a revoked key
-// keeps its first revoke time and succeeds. It returns an error matching
-// [ErrNotFound] if the key does not exist or belongs to another user; the
-// two cannot be told apart, so no user learns of another's keys.
+// RevokeAPIKey revokes the API key id of userID and every key minted
+// through it, at any depth. Revoking a revoked key keeps its first revoke
+// time and succeeds. It returns an error matching [ErrNotFound] if the key
+// does not exist or belongs to another user; the two cannot be told apart,
+// so no user learns of another's keys.
 func (db *DB) RevokeAPIKey(ctx context.Context, userID, id string) error {
 	res, err := db.sql.ExecContext(ctx,
-		`UPDATE api_keys SET revoke_time = COALESCE(revoke_time, ?) WHERE id = ? AND user_id = ?`,
-		micros(db.timestamp()), id, userID)
+		`WITH RECURSIVE tree (id) AS (
+			SELECT id FROM api_keys WHERE id = ? AND user_id = ?
+			UNION
+			SELECT k.id FROM api_keys k JOIN tree t ON k.parent_id = t.id
+		)
+		UPDATE api_keys SET revoke_time = COALESCE(revoke_time, ?) WHERE id IN (SELECT id FROM tree)`,
+		id, userID, micros(db.timestamp()))
 	if err != nil {
 		return fmt.Errorf("revoke api key %q: %w", id, classify(err))
 	}

@@ -50,7 +50,8 @@ func createRefreshToken(t *testing.T, db *store.DB, sessionID string, h []byte, 
 func createAPIKey(t *testing.T, db *store.DB, userID, name string, scopes ...string) store.APIKey {
 	t.Helper()
 	k := store.APIKey{ID: store.NewID(), UserID: userID, Name: name, Scopes: scopes, Last4: "wxyz", SecretHash: hash("secret of " + name)}
-	if err := db.CreateAPIKey(t.Context(), k); err != nil {
+	k, err := db.CreateAPIKey(t.Context(), k)
+	if err != nil {
 		t.Fatalf("CreateAPIKey(%q) error = %v", name, err)
 	}
 	return k
@@ -136,7 +137,7 @@ func TestMigrationAuth(t *testing.T) {
 	t.Run("fresh_database", func(t *testing.T) {
 		t.Parallel()
 		db := open(t)
-		if got, want := versions(t, store.SQL(db)), []int{1, 2}; !slices.Equal(got, want) {
+		if got, want := versions(t, store.SQL(db)), []int{1, 2, 3}; !slices.Equal(got, want) {
 			t.Errorf("schema_migrations versions = %v, want %v", got, want)
 		}
 		// The per-request cookie lookup must use the index, not scan sessions.
@@ -198,7 +199,7 @@ func TestMigrationAuth(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Open(version 1 database) error = %v", err)
 		}
-		if got, want := versions(t, store.SQL(db)), []int{1, 2}; !slices.Equal(got, want) {
+		if got, want := versions(t, store.SQL(db)), []int{1, 2, 3}; !slices.Equal(got, want) {
 			t.Errorf("schema_migrations versions after upgrade = %v, want %v", got, want)
 		}
 		s, err := db.Session(ctx, "s1")
@@ -219,7 +220,7 @@ func TestMigrationAuth(t *testing.T) {
 		}
 
 		db = openPath(t, path)
-		if got, want := versions(t, store.SQL(db)), []int{1, 2}; !slices.Equal(got, want) {
+		if got, want := versions(t, store.SQL(db)), []int{1, 2, 3}; !slices.Equal(got, want) {
 			t.Errorf("schema_migrations versions after reopen = %v, want %v", got, want)
 		}
 		if _, err := db.SessionByCookie(ctx, hash("cookie")); err != nil {
@@ -938,7 +939,7 @@ func TestAPIKeys(t *testing.T) {
 		Scopes: []string{"notes:write", "notes:read", "notes:write"}, Last4: "abcd",
 		SecretHash: hash("secret"), CreateTime: created, ExpireTime: &expire,
 	}
-	if err := db.CreateAPIKey(ctx, full); err != nil {
+	if _, err := db.CreateAPIKey(ctx, full); err != nil {
 		t.Fatalf("CreateAPIKey() error = %v", err)
 	}
 	wantExpire := expire.UTC().Truncate(time.Microsecond)
@@ -954,7 +955,7 @@ func TestAPIKeys(t *testing.T) {
 	}
 
 	bare := store.APIKey{ID: store.NewID(), UserID: alice.ID, SecretHash: hash("bare")}
-	if err := db.CreateAPIKey(ctx, bare); err != nil {
+	if _, err := db.CreateAPIKey(ctx, bare); err != nil {
 		t.Fatalf("CreateAPIKey(bare) error = %v", err)
 	}
 	if got := apiKeyState(t, db, bare.ID).Key; got.CreateTime.IsZero() || got.Scopes == nil || len(got.Scopes) != 0 {
@@ -1083,7 +1084,7 @@ func TestCreateAPIKeyInvalid(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			k := valid()
 			tt.change(&k)
-			err := db.CreateAPIKey(t.Context(), k)
+			_, err := db.CreateAPIKey(t.Context(), k)
 			if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) {
 				t.Errorf("CreateAPIKey() error = %v, want %v", err, tt.wantErr)
 			}
@@ -1097,7 +1098,7 @@ func TestCreateAPIKeyInvalid(t *testing.T) {
 	k := valid()
 	k.Name = strings.Repeat("n", 256)
 	k.Scopes = append(slices.Clone(tooMany[:16]), tooMany[0])
-	if err := db.CreateAPIKey(t.Context(), k); err != nil {
+	if _, err := db.CreateAPIKey(t.Context(), k); err != nil {
 		t.Errorf("CreateAPIKey(at the limits) error = %v", err)
 	}
 }
@@ -1232,4 +1233,117 @@ func TestRetireSigningKeys(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAPIKeyLineage: a key minted with a key never outlives it, cannot be
+// minted by a dead or foreign key, and ends with it.
+func TestAPIKeyLineage(t *testing.T) {
+	t.Parallel()
+	db := open(t)
+	ctx := t.Context()
+	alice := createUser(t, db, "alice@example.com", "member")
+	bob := createUser(t, db, "bob@example.com", "member")
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	store.SetNow(db, func() time.Time { return now })
+	at := func(d time.Duration) *time.Time { tm := now.Add(d); return &tm }
+	mint := func(parent string, expire *time.Time) (store.APIKey, error) {
+		return db.CreateAPIKey(ctx, store.APIKey{
+			ID: store.NewID(), UserID: alice.ID, SecretHash: hash(store.NewID()), ExpireTime: expire, ParentID: parent,
+		})
+	}
+	must := func(t *testing.T, parent string, expire *time.Time) store.APIKey {
+		t.Helper()
+		k, err := mint(parent, expire)
+		if err != nil {
+			t.Fatalf("CreateAPIKey(parent %q) error = %v", parent, err)
+		}
+		return k
+	}
+	root := must(t, "", at(time.Minute))
+
+	t.Run("child_expiry_cut_to_parent", func(t *testing.T) {
+		t.Parallel()
+		child := must(t, root.ID, at(365*24*time.Hour))
+		if child.ExpireTime == nil || !child.ExpireTime.Equal(*root.ExpireTime) {
+			t.Errorf("child ExpireTime = %v, want the parent's %v", child.ExpireTime, root.ExpireTime)
+		}
+		if got := apiKeyState(t, db, child.ID).Key; got.ParentID != root.ID || !got.ExpireTime.Equal(*root.ExpireTime) {
+			t.Errorf("stored child = parent %q, expiry %v; want %q, %v", got.ParentID, got.ExpireTime, root.ID, root.ExpireTime)
+		}
+		never := must(t, root.ID, nil)
+		if never.ExpireTime == nil || !never.ExpireTime.Equal(*root.ExpireTime) {
+			t.Errorf("child asking never to expire: ExpireTime = %v, want the parent's %v", never.ExpireTime, root.ExpireTime)
+		}
+		shorter := must(t, root.ID, at(time.Second))
+		if !shorter.ExpireTime.Equal(*at(time.Second)) {
+			t.Errorf("shorter child ExpireTime = %v, want its own %v", shorter.ExpireTime, at(time.Second))
+		}
+	})
+
+	t.Run("refused_parents", func(t *testing.T) {
+		t.Parallel()
+		expired := must(t, "", at(-time.Second))
+		revoked := must(t, "", at(time.Hour))
+		if err := db.RevokeAPIKey(ctx, alice.ID, revoked.ID); err != nil {
+			t.Fatal(err)
+		}
+		bobs, err := db.CreateAPIKey(ctx, store.APIKey{ID: store.NewID(), UserID: bob.ID, SecretHash: hash("bob"), ExpireTime: at(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := countKeys(t, db)
+		for _, tt := range []struct {
+			name, parent string
+			want         error
+		}{
+			{"expired", expired.ID, store.ErrExpired},
+			{"revoked", revoked.ID, store.ErrExpired},
+			{"another_users", bobs.ID, store.ErrNotFound},
+			{"missing", store.NewID(), store.ErrNotFound},
+		} {
+			if _, err := mint(tt.parent, at(time.Minute)); !errors.Is(err, tt.want) {
+				t.Errorf("%s parent: CreateAPIKey() error = %v, want %v", tt.name, err, tt.want)
+			}
+		}
+		if after := countKeys(t, db); after != before {
+			t.Errorf("got %d keys after refused mints, want %d", after, before)
+		}
+	})
+
+	t.Run("revoke_cascades", func(t *testing.T) {
+		t.Parallel()
+		top := must(t, "", at(time.Hour))
+		mid := must(t, top.ID, at(time.Hour))
+		leaf := must(t, mid.ID, at(time.Hour))
+		sibling := must(t, "", at(time.Hour))
+		if err := db.RevokeAPIKey(ctx, alice.ID, top.ID); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []store.APIKey{top, mid, leaf} {
+			if apiKeyState(t, db, k.ID).Key.RevokeTime == nil {
+				t.Errorf("key %s not revoked with its ancestor", k.ID)
+			}
+		}
+		if apiKeyState(t, db, sibling.ID).Key.RevokeTime != nil {
+			t.Error("an unrelated key was revoked")
+		}
+		// Revoking a middle key spares its parent.
+		top2 := must(t, "", at(time.Hour))
+		mid2 := must(t, top2.ID, at(time.Hour))
+		if err := db.RevokeAPIKey(ctx, alice.ID, mid2.ID); err != nil {
+			t.Fatal(err)
+		}
+		if apiKeyState(t, db, top2.ID).Key.RevokeTime != nil {
+			t.Error("revoking a child revoked its parent")
+		}
+	})
+}
+
+func countKeys(t *testing.T, db *store.DB) int {
+	t.Helper()
+	var n int
+	if err := store.SQL(db).QueryRowContext(t.Context(), "SELECT COUNT(*) FROM api_keys").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -254,7 +254,7 @@ func TestDeleteUserCascades(t *testing.T) {
 	if err := db.CreateRefreshToken(ctx, sess.ID, []byte("refresh-hash"), time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.CreateAPIKey(ctx, store.APIKey{ID: store.NewID(), UserID: alice.ID, SecretHash: []byte("secret-hash")}); err != nil {
+	if _, err := db.CreateAPIKey(ctx, store.APIKey{ID: store.NewID(), UserID: alice.ID, SecretHash: []byte("secret-hash")}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -41,6 +41,8 @@ type Principal struct {
 	Method Method
 	// SessionID is the session behind a token or cookie, "" for API keys.
 	SessionID string
+	// KeyID is the API key the caller presented, "" for other credentials.
+	KeyID string
 }
 
 // HasAnyRole reports whether p holds at least one of roles.

@@ -890,6 +890,72 @@ func TestAPIKeys(t *testing.T) {
 	noLeak(t, srv, secret)
 }
 
+// TestAPIKeyLineage attacks the key-minting chain: a leaked short-lived key
+// mints a long-lived one, then the leaked key is revoked.
+func TestAPIKeyLineage(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t)
+	ctx := context.Background()
+	m := srv.CreateUser("lineage@example.com", "member")
+	mc := srv.Client(goclient.Connect, m.Token)
+	mintWith := func(t *testing.T, c *goclient.Client, ttl time.Duration) *authv1.CreateAPIKeyResponse {
+		t.Helper()
+		res, err := c.Auth.CreateAPIKey(ctx, connect.NewRequest(&authv1.CreateAPIKeyRequest{
+			Name: "minted", Scopes: []string{"notes:read"}, Ttl: durationpb.New(ttl),
+		}))
+		if err != nil {
+			t.Fatalf("CreateAPIKey: %v", err)
+		}
+		return res.Msg
+	}
+	leaked := mintWith(t, mc, time.Minute)
+	child := mintWith(t, srv.Client(goclient.Connect, leaked.GetKey()), 365*24*time.Hour)
+	grandchild := mintWith(t, srv.Client(goclient.Connect, child.GetKey()), 365*24*time.Hour)
+
+	leakedExpire := leaked.GetApiKey().GetExpireTime().AsTime()
+	for name, k := range map[string]*authv1.CreateAPIKeyResponse{"child": child, "grandchild": grandchild} {
+		if got := k.GetApiKey().GetExpireTime().AsTime(); got.After(leakedExpire) {
+			t.Errorf("%s expires at %v, after the key that minted it (%v)", name, got, leakedExpire)
+		}
+	}
+	if child.GetApiKey().GetParentId() != leaked.GetApiKey().GetId() || grandchild.GetApiKey().GetParentId() != child.GetApiKey().GetId() {
+		t.Errorf("got parents %q, %q, want the minting keys", child.GetApiKey().GetParentId(), grandchild.GetApiKey().GetParentId())
+	}
+	// The stored expiry is the clamped one, not the year asked for.
+	var stored int64
+	if err := rawDB(t, srv).QueryRow(`SELECT expire_time FROM api_keys WHERE id = ?`, grandchild.GetApiKey().GetId()).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if got := time.UnixMicro(stored); got.After(leakedExpire) {
+		t.Errorf("stored grandchild expiry %v is after the leaked key's %v", got, leakedExpire)
+	}
+	// A sibling minted by the user's session is not part of the tree.
+	sibling := mintWith(t, mc, time.Hour)
+
+	mustWork(t, srv, bearer(grandchild.GetKey()), m.ID) // cached as valid
+	if _, err := mc.Auth.RevokeAPIKey(ctx, connect.NewRequest(&authv1.RevokeAPIKeyRequest{Id: leaked.GetApiKey().GetId()})); err != nil {
+		t.Fatal(err)
+	}
+	for name, k := range map[string]string{"leaked": leaked.GetKey(), "child": child.GetKey(), "grandchild": grandchild.GetKey()} {
+		res, body := post(t, srv, procWhoAmI, `{}`, bearer(k))
+		if res.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s after revoking the leaked key: got HTTP %d %s, want 401", name, res.StatusCode, body)
+		}
+	}
+	mustWork(t, srv, bearer(sibling.GetKey()), m.ID)
+	// A revoked key mints nothing.
+	keys := countRows(t, srv, "api_keys")
+	_, err := srv.Client(goclient.Connect, child.GetKey()).Auth.CreateAPIKey(ctx, connect.NewRequest(&authv1.CreateAPIKeyRequest{
+		Name: "after", Scopes: []string{"notes:read"}, Ttl: durationpb.New(time.Hour),
+	}))
+	if connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Errorf("minting with a revoked key: got %v, want unauthenticated", err)
+	}
+	if n := countRows(t, srv, "api_keys"); n != keys {
+		t.Errorf("got %d keys, want %d", n, keys)
+	}
+}
+
 // TestOneCredentialOnly: two credentials at once are refused, never merged,
 // whatever their kinds and owners.
 func TestOneCredentialOnly(t *testing.T) {

@@ -40,6 +40,11 @@ func allowedScopes(roles []string, scoped bool, own []string) []string {
 
 // CreateAPIKey implements AuthService. The key is gk_<id>_<secret> with a
 // 256-bit secret; only its SHA-256 is stored, and it is shown only here.
+//
+// A key minted with an API key is that key's child: it expires no later
+// than its parent (the ttl asked for is cut), and revoking the parent, or
+// anything above it, revokes it too. So a leaked short-lived key cannot be
+// turned into a long-lived one.
 func (s *Service) CreateAPIKey(ctx context.Context, req *connect.Request[authv1.CreateAPIKeyRequest]) (*connect.Response[authv1.CreateAPIKeyResponse], error) {
 	p, err := authn.Caller(ctx)
 	if err != nil {
@@ -55,11 +60,15 @@ func (s *Service) CreateAPIKey(ctx context.Context, req *connect.Request[authv1.
 	sum := sha256.Sum256([]byte(secret))
 	now := s.now().UTC().Truncate(time.Microsecond) // the store's precision
 	expire := now.Add(req.Msg.GetTtl().AsDuration())
-	k := store.APIKey{
+	k, err := s.store.CreateAPIKey(ctx, store.APIKey{
 		ID: store.NewID(), UserID: p.UserID, Name: req.Msg.GetName(), Scopes: slices.Sorted(slices.Values(req.Msg.GetScopes())),
-		Last4: secret[len(secret)-4:], SecretHash: sum[:], CreateTime: now, ExpireTime: &expire,
-	}
-	if err := s.store.CreateAPIKey(ctx, k); err != nil {
+		Last4: secret[len(secret)-4:], SecretHash: sum[:], CreateTime: now, ExpireTime: &expire, ParentID: p.KeyID,
+	})
+	switch {
+	case p.KeyID != "" && (errors.Is(err, store.ErrExpired) || errors.Is(err, store.ErrNotFound)):
+		// The presenting key was revoked or expired since it was checked.
+		return nil, authn.Unauthenticated("credentials expired", `error="invalid_token", error_description="expired"`)
+	case err != nil:
 		return nil, rpcerr.FromStore(ctx, s.log, "api key", err)
 	}
 	return connect.NewResponse(&authv1.CreateAPIKeyResponse{
@@ -107,6 +116,7 @@ func apiKeyToProto(k store.APIKey) *authv1.APIKey {
 	return &authv1.APIKey{
 		Id: k.ID, Name: k.Name, Scopes: slices.Clone(k.Scopes), Last4: k.Last4,
 		CreateTime: timestamppb.New(k.CreateTime), ExpireTime: optTime(k.ExpireTime), LastUseTime: optTime(k.LastUseTime),
+		ParentId: k.ParentID,
 	}
 }
 

@@ -56,7 +56,7 @@ type Store interface {
 	CreateRefreshToken(ctx context.Context, sessionID string, hash []byte, expire time.Time) error
 	RotateRefreshToken(ctx context.Context, oldHash, newHash []byte, newExpire time.Time) (store.Session, error)
 
-	CreateAPIKey(ctx context.Context, k store.APIKey) error
+	CreateAPIKey(ctx context.Context, k store.APIKey) (store.APIKey, error)
 	APIKeyState(ctx context.Context, id string) (store.APIKeyState, error)
 	ListAPIKeys(ctx context.Context, userID string) ([]store.APIKey, error)
 	RevokeAPIKey(ctx context.Context, userID, id string) error

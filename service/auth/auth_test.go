@@ -167,7 +167,7 @@ func (f *fixture) apiKey(t *testing.T, secret string, expire time.Time) string {
 	sum := sha256.Sum256([]byte(secret))
 	k := store.APIKey{ID: store.NewID(), UserID: f.userID, Name: "k", Scopes: []string{"notes:read"},
 		Last4: secret[len(secret)-4:], SecretHash: sum[:], ExpireTime: &expire}
-	if err := f.db.CreateAPIKey(context.Background(), k); err != nil {
+	if _, err := f.db.CreateAPIKey(context.Background(), k); err != nil {
 		t.Fatal(err)
 	}
 	return auth.APIKeyPrefix + k.ID + "_" + secret

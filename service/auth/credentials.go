@@ -237,7 +237,7 @@ func (s *Service) VerifyAPIKey(ctx context.Context, key string) (*authn.Principa
 		}
 		s.cache.update(cacheKey, func(e *credState) { e.lastSeen = now })
 	}
-	return &authn.Principal{UserID: st.userID, Roles: st.roles, Scoped: true, Scopes: st.scopes, Method: authn.MethodAPIKey}, nil
+	return &authn.Principal{UserID: st.userID, Roles: st.roles, Scoped: true, Scopes: st.scopes, Method: authn.MethodAPIKey, KeyID: id}, nil
 }
 
 func parseAPIKey(key string) (id, secret string, ok bool) {
