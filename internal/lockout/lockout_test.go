@@ -73,7 +73,7 @@ func refused(account, ip string, retry time.Duration) step {
 }
 func success(account, ip string) step { return step{op: opSuccess, account: account, ip: ip} }
 func unlock(account string) step      { return step{op: opUnlock, account: account} }
-func advance(d time.Duration) step { return step{op: opAdvance, d: d} }
+func advance(d time.Duration) step    { return step{op: opAdvance, d: d} }
 func failEvery(account, ip string, n int, d time.Duration) []step {
 	var steps []step
 	for range n {
@@ -269,7 +269,7 @@ func TestGuard(t *testing.T) {
 			},
 		},
 		{
-			name:    "escalation_capped_at_max_lockout",
+			name: "escalation_capped_at_max_lockout",
 			ip:   &lockout.Policy{}, // 20 failures would lock the address
 			pair: &lockout.Policy{MaxFailures: 5, Window: 15 * time.Minute, Lockout: time.Minute, MaxLockout: 3 * time.Minute},
 			steps: []step{
