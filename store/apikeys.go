@@ -174,11 +174,16 @@ type APIKeyState struct {
 	Roles []string
 }
 
-// APIKeyState returns the API key id with its user's disabled flag and
-// roles, read in one query so that they cannot disagree, or an error
-// matching [ErrNotFound]. It returns expired and revoked keys too; the
-// caller decides whether a key is still good.
-func (db *DB) APIKeyState(ctx context.Context, id string) (APIKeyState, error) {
+// APIKeyState returns the API key id whose secret hashes to secretHash,
+// with its user's disabled flag and roles, read in one query so that they
+// cannot disagree. A wrong secret and an unknown id alike return an error
+// matching [ErrNotFound] after the same work, one primary-key lookup that
+// finds no row, so response times do not tell which ids exist. (The
+// comparison inside SQLite is not constant-time, but it compares SHA-256
+// digests: timing reveals at most how much of a digest of the caller's own
+// input matches, which says nothing about the secret.) It returns expired
+// and revoked keys too; the caller decides whether a key is still good.
+func (db *DB) APIKeyState(ctx context.Context, id string, secretHash []byte) (APIKeyState, error) {
 	var (
 		st        APIKeyState
 		rolesJSON string
@@ -187,7 +192,7 @@ func (db *DB) APIKeyState(ctx context.Context, id string) (APIKeyState, error) {
 		`SELECT `+apiKeyColumns+`, u.disabled,
 			(SELECT json_group_array(r.role ORDER BY r.role) FROM user_roles r WHERE r.user_id = u.id)
 		FROM api_keys k JOIN users u ON u.id = k.user_id
-		WHERE k.id = ?`, id)
+		WHERE k.id = ? AND k.secret_hash = ?`, id, secretHash)
 	k, err := scanAPIKey(row, &st.Disabled, &rolesJSON)
 	if err != nil {
 		return APIKeyState{}, fmt.Errorf("load state of api key %q: %w", id, classify(err))

@@ -66,11 +66,11 @@ func sessionState(t *testing.T, db *store.DB, id string) store.SessionState {
 	return st
 }
 
-func apiKeyState(t *testing.T, db *store.DB, id string) store.APIKeyState {
+func apiKeyState(t *testing.T, db *store.DB, k store.APIKey) store.APIKeyState {
 	t.Helper()
-	st, err := db.APIKeyState(t.Context(), id)
+	st, err := db.APIKeyState(t.Context(), k.ID, k.SecretHash)
 	if err != nil {
-		t.Fatalf("APIKeyState(%q) error = %v", id, err)
+		t.Fatalf("APIKeyState(%q) error = %v", k.ID, err)
 	}
 	return st
 }
@@ -340,7 +340,7 @@ func TestTouch(t *testing.T) {
 		if err := db.TouchAPIKey(ctx, k.ID, tt.used); err != nil {
 			t.Fatalf("%s: TouchAPIKey() error = %v", tt.name, err)
 		}
-		got := apiKeyState(t, db, k.ID).Key.LastUseTime
+		got := apiKeyState(t, db, k).Key.LastUseTime
 		if got == nil || !got.Equal(tt.want) {
 			t.Errorf("%s: LastUseTime = %v, want %v", tt.name, got, tt.want)
 		}
@@ -767,7 +767,7 @@ func TestDisableUser(t *testing.T) {
 			}
 		}
 		for _, k := range aliceKeys {
-			st := apiKeyState(t, db, k.ID)
+			st := apiKeyState(t, db, k)
 			if !st.Disabled || st.Key.RevokeTime == nil {
 				t.Errorf("APIKeyState(alice's %s) disabled, revoke time = %v, %v, want true, a time", k.Name, st.Disabled, st.Key.RevokeTime)
 			}
@@ -775,7 +775,7 @@ func TestDisableUser(t *testing.T) {
 		if st := sessionState(t, db, bobSession.ID); st.Disabled || st.Session.RevokeTime != nil {
 			t.Errorf("SessionState(bob's) disabled, revoke time = %v, %v, want false, nil", st.Disabled, st.Session.RevokeTime)
 		}
-		if st := apiKeyState(t, db, bobKey.ID); st.Disabled || st.Key.RevokeTime != nil {
+		if st := apiKeyState(t, db, bobKey); st.Disabled || st.Key.RevokeTime != nil {
 			t.Errorf("APIKeyState(bob's) disabled, revoke time = %v, %v, want false, nil", st.Disabled, st.Key.RevokeTime)
 		}
 		if u, err := db.UserByID(ctx, alice.ID); err != nil || !u.Disabled {
@@ -946,7 +946,7 @@ func TestAPIKeys(t *testing.T) {
 	want := full
 	want.Scopes = []string{"notes:read", "notes:write"}
 	want.ExpireTime = &wantExpire
-	got := apiKeyState(t, db, full.ID)
+	got := apiKeyState(t, db, full)
 	if !reflect.DeepEqual(got.Key, want) {
 		t.Errorf("APIKeyState().Key = %+v, want %+v", got.Key, want)
 	}
@@ -958,7 +958,7 @@ func TestAPIKeys(t *testing.T) {
 	if _, err := db.CreateAPIKey(ctx, bare); err != nil {
 		t.Fatalf("CreateAPIKey(bare) error = %v", err)
 	}
-	if got := apiKeyState(t, db, bare.ID).Key; got.CreateTime.IsZero() || got.Scopes == nil || len(got.Scopes) != 0 {
+	if got := apiKeyState(t, db, bare).Key; got.CreateTime.IsZero() || got.Scopes == nil || len(got.Scopes) != 0 {
 		t.Errorf("APIKeyState(bare).Key = %+v, want create time filled in, no scopes", got)
 	}
 	revoked := createAPIKey(t, db, alice.ID, "revoked")
@@ -978,7 +978,7 @@ func TestAPIKeys(t *testing.T) {
 		if after := dump(t, db); after != before {
 			t.Errorf("rows after refused RevokeAPIKey =\n%s\nwant\n%s", after, before)
 		}
-		if st := apiKeyState(t, db, bobs.ID); st.Key.RevokeTime != nil {
+		if st := apiKeyState(t, db, bobs); st.Key.RevokeTime != nil {
 			t.Errorf("bob's key RevokeTime = %v, want nil", st.Key.RevokeTime)
 		}
 	})
@@ -987,14 +987,14 @@ func TestAPIKeys(t *testing.T) {
 		if err := db.RevokeAPIKey(ctx, alice.ID, revoked.ID); err != nil {
 			t.Fatalf("RevokeAPIKey() error = %v", err)
 		}
-		first := apiKeyState(t, db, revoked.ID).Key.RevokeTime
+		first := apiKeyState(t, db, revoked).Key.RevokeTime
 		if first == nil {
 			t.Fatal("RevokeTime after RevokeAPIKey() = nil, want a time")
 		}
 		if err := db.RevokeAPIKey(ctx, alice.ID, revoked.ID); err != nil {
 			t.Errorf("second RevokeAPIKey() error = %v, want nil", err)
 		}
-		if again := apiKeyState(t, db, revoked.ID).Key.RevokeTime; again == nil || !again.Equal(*first) {
+		if again := apiKeyState(t, db, revoked).Key.RevokeTime; again == nil || !again.Equal(*first) {
 			t.Errorf("RevokeTime after second revoke = %v, want %v", again, first)
 		}
 	})
@@ -1038,13 +1038,17 @@ func TestAPIKeys(t *testing.T) {
 		if keys, err := db.ListAPIKeys(ctx, alice.ID); err != nil || len(keys) != 0 {
 			t.Errorf("ListAPIKeys() after revoking all = %v, %v, want none", keys, err)
 		}
-		if st := apiKeyState(t, db, bobs.ID); st.Key.RevokeTime != nil {
+		if st := apiKeyState(t, db, bobs); st.Key.RevokeTime != nil {
 			t.Errorf("bob's key RevokeTime = %v, want nil", st.Key.RevokeTime)
 		}
 	})
 
-	if _, err := db.APIKeyState(ctx, store.NewID()); !errors.Is(err, store.ErrNotFound) {
+	if _, err := db.APIKeyState(ctx, store.NewID(), full.SecretHash); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("APIKeyState(unknown) error = %v, want ErrNotFound", err)
+	}
+	// A wrong secret reads exactly like an unknown id.
+	if _, err := db.APIKeyState(ctx, full.ID, hash("not the secret")); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("APIKeyState(wrong secret) error = %v, want ErrNotFound", err)
 	}
 }
 
@@ -1267,7 +1271,7 @@ func TestAPIKeyLineage(t *testing.T) {
 		if child.ExpireTime == nil || !child.ExpireTime.Equal(*root.ExpireTime) {
 			t.Errorf("child ExpireTime = %v, want the parent's %v", child.ExpireTime, root.ExpireTime)
 		}
-		if got := apiKeyState(t, db, child.ID).Key; got.ParentID != root.ID || !got.ExpireTime.Equal(*root.ExpireTime) {
+		if got := apiKeyState(t, db, child).Key; got.ParentID != root.ID || !got.ExpireTime.Equal(*root.ExpireTime) {
 			t.Errorf("stored child = parent %q, expiry %v; want %q, %v", got.ParentID, got.ExpireTime, root.ID, root.ExpireTime)
 		}
 		never := must(t, root.ID, nil)
@@ -1320,11 +1324,11 @@ func TestAPIKeyLineage(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, k := range []store.APIKey{top, mid, leaf} {
-			if apiKeyState(t, db, k.ID).Key.RevokeTime == nil {
+			if apiKeyState(t, db, k).Key.RevokeTime == nil {
 				t.Errorf("key %s not revoked with its ancestor", k.ID)
 			}
 		}
-		if apiKeyState(t, db, sibling.ID).Key.RevokeTime != nil {
+		if apiKeyState(t, db, sibling).Key.RevokeTime != nil {
 			t.Error("an unrelated key was revoked")
 		}
 		// Revoking a middle key spares its parent.
@@ -1333,7 +1337,7 @@ func TestAPIKeyLineage(t *testing.T) {
 		if err := db.RevokeAPIKey(ctx, alice.ID, mid2.ID); err != nil {
 			t.Fatal(err)
 		}
-		if apiKeyState(t, db, top2.ID).Key.RevokeTime != nil {
+		if apiKeyState(t, db, top2).Key.RevokeTime != nil {
 			t.Error("revoking a child revoked its parent")
 		}
 	})

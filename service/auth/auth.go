@@ -57,7 +57,7 @@ type Store interface {
 	RotateRefreshToken(ctx context.Context, oldHash, newHash []byte, newExpire time.Time) (store.Session, error)
 
 	CreateAPIKey(ctx context.Context, k store.APIKey) (store.APIKey, error)
-	APIKeyState(ctx context.Context, id string) (store.APIKeyState, error)
+	APIKeyState(ctx context.Context, id string, secretHash []byte) (store.APIKeyState, error)
 	ListAPIKeys(ctx context.Context, userID string) ([]store.APIKey, error)
 	RevokeAPIKey(ctx context.Context, userID, id string) error
 	RevokeUserAPIKeys(ctx context.Context, userID string) (int, error)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,6 +71,8 @@ type gatedStore struct {
 	read  chan struct{} // closed when the paused read has read
 	gate  chan struct{} // closing it lets the paused read return
 	armed bool
+	// keyReads counts APIKeyState calls.
+	keyReads atomic.Int64
 }
 
 func (g *gatedStore) arm() (read, release chan struct{}) {
@@ -96,13 +99,14 @@ func (g *gatedStore) SessionState(ctx context.Context, id string) (store.Session
 	return st, err
 }
 
-func (g *gatedStore) APIKeyState(ctx context.Context, id string) (store.APIKeyState, error) {
-	st, err := g.DB.APIKeyState(ctx, id)
+func (g *gatedStore) APIKeyState(ctx context.Context, id string, secretHash []byte) (store.APIKeyState, error) {
+	g.keyReads.Add(1)
+	st, err := g.DB.APIKeyState(ctx, id, secretHash)
 	g.pause()
 	return st, err
 }
 
-func newFixture(t *testing.T, opts ...auth.Option) *fixture {
+func newFixture(t testing.TB, opts ...auth.Option) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "guard.db"))
@@ -162,7 +166,7 @@ func (f *fixture) tokenLogin(t *testing.T) string {
 
 // apiKey stores an API key of the user expiring at expire and returns it
 // with the given secret (43 characters).
-func (f *fixture) apiKey(t *testing.T, secret string, expire time.Time) string {
+func (f *fixture) apiKey(t testing.TB, secret string, expire time.Time) string {
 	t.Helper()
 	sum := sha256.Sum256([]byte(secret))
 	k := store.APIKey{ID: store.NewID(), UserID: f.userID, Name: "k", Scopes: []string{"notes:read"},
@@ -415,5 +419,68 @@ func TestRotateRevokesPreviousAtOnce(t *testing.T) {
 	// must not list the old key.
 	if pub := reloaded.Public(f.clock.Now().Add(time.Second)); len(pub) != 1 {
 		t.Errorf("after restart: got %d verifying keys, want 1", len(pub))
+	}
+}
+
+// TestAPIKeyProbesDoSameWork: a probe with a real key id and a wrong secret
+// must do exactly the work of a probe with an unknown id (one database
+// read, nothing cached), or response times tell which ids exist. Before,
+// a used key's id was answered from the cache, much faster.
+func TestAPIKeyProbesDoSameWork(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	secret := strings.Repeat("s", 43)
+	key := f.apiKey(t, secret, f.clock.Now().Add(time.Hour))
+	id := strings.TrimSuffix(strings.TrimPrefix(key, auth.APIKeyPrefix), "_"+secret)
+	if _, err := f.svc.VerifyAPIKey(ctx, key); err != nil { // the key is in use: cached
+		t.Fatal(err)
+	}
+	probes := map[string]string{
+		"valid_cached":     key,
+		"known_id":         auth.APIKeyPrefix + id + "_" + strings.Repeat("w", 43),
+		"unknown_id":       auth.APIKeyPrefix + store.NewID() + "_" + secret,
+		"unknown_id_again": auth.APIKeyPrefix + store.NewID() + "_" + secret,
+	}
+	wantReads := map[string]int64{"valid_cached": 0, "known_id": 1, "unknown_id": 1, "unknown_id_again": 1}
+	for round := range 3 { // repeats: a refused probe is never cached
+		for name, probe := range probes {
+			before := f.gate.keyReads.Load()
+			p, err := f.svc.VerifyAPIKey(ctx, probe)
+			reads := f.gate.keyReads.Load() - before
+			if reads != wantReads[name] {
+				t.Errorf("round %d, %s: %d database reads, want %d", round, name, reads, wantReads[name])
+			}
+			if name == "valid_cached" {
+				if err != nil || p == nil || p.KeyID != id {
+					t.Errorf("valid key: got %v, %v, want the key's principal", p, err)
+				}
+			} else if err == nil {
+				t.Errorf("%s: accepted", name)
+			}
+		}
+	}
+}
+
+// BenchmarkAPIKeyProbe times the two refusals an id prober can compare.
+// They should cost the same.
+func BenchmarkAPIKeyProbe(b *testing.B) {
+	f := newFixture(b)
+	ctx := context.Background()
+	secret := strings.Repeat("s", 43)
+	key := f.apiKey(b, secret, f.clock.Now().Add(time.Hour))
+	id := strings.TrimSuffix(strings.TrimPrefix(key, auth.APIKeyPrefix), "_"+secret)
+	for name, probe := range map[string]string{
+		"known_id_wrong_secret": auth.APIKeyPrefix + id + "_" + strings.Repeat("w", 43),
+		"unknown_id":            auth.APIKeyPrefix + store.NewID() + "_" + secret,
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := f.svc.VerifyAPIKey(ctx, probe); err == nil {
+					b.Fatal("accepted")
+				}
+			}
+		})
 	}
 }
