@@ -44,16 +44,24 @@ lint: buf-lint ## golangci-lint (pinned in tools/lint/go.mod) and buf lint
 buf-lint: third_party
 	$(BUF) lint
 
+# What make generate writes; check-generated fails when any of it changes.
+GENERATED := gen $(TS)/gen docs/policy.md
+
+# docs/policy.md is written after buf generate, so that it documents the
+# policies of the Go just generated. It goes through a temporary file so a
+# failing run leaves the committed one intact.
 .PHONY: generate
-generate: third_party $(TS)/node_modules ## regenerate gen/ (Go) and clients/ts/gen (TypeScript) from proto/
+generate: third_party $(TS)/node_modules ## regenerate gen/ (Go), clients/ts/gen (TypeScript) and docs/policy.md from proto/
 	$(BUF) lint
 	$(BUF) generate
+	$(GO) run ./cmd/server policy > docs/policy.md.tmp || { rm -f docs/policy.md.tmp; exit 1; }
+	mv docs/policy.md.tmp docs/policy.md
 
 .PHONY: check-generated
 check-generated: generate ## fail if regeneration changes anything
-	@if [ -n "$$(git status --porcelain -- gen $(TS)/gen)" ]; then \
-		echo "generated code is stale: run make generate and commit the result"; \
-		git status --porcelain -- gen $(TS)/gen; git diff --stat -- gen $(TS)/gen; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
+		echo "generated files are stale: run make generate and commit the result"; \
+		git status --porcelain -- $(GENERATED); git diff --stat -- $(GENERATED); exit 1; fi
 
 .PHONY: ts-typecheck
 ts-typecheck: $(TS)/node_modules ## typecheck the generated TypeScript

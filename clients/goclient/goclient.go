@@ -37,6 +37,20 @@ func (p Protocol) String() string {
 	return [...]string{"connect", "connect+json", "grpc", "grpcweb"}[p]
 }
 
+// ClientOptions returns the options that make a connect client speak p,
+// for clients built outside this package (of dynamic messages, say).
+func (p Protocol) ClientOptions() []connect.ClientOption {
+	switch p {
+	case ConnectJSON:
+		return []connect.ClientOption{connect.WithProtoJSON()}
+	case GRPC:
+		return []connect.ClientOption{connect.WithGRPC()}
+	case GRPCWeb:
+		return []connect.ClientOption{connect.WithGRPCWeb()}
+	}
+	return nil
+}
+
 // Client calls the three Guard services.
 type Client struct {
 	Auth  authv1connect.AuthServiceClient
@@ -60,15 +74,7 @@ func New(baseURL string, opts ...Option) *Client {
 	if cfg.token != "" {
 		c.SetToken(cfg.token)
 	}
-	copts := []connect.ClientOption{connect.WithInterceptors(bearer{c})}
-	switch cfg.protocol {
-	case ConnectJSON:
-		copts = append(copts, connect.WithProtoJSON())
-	case GRPC:
-		copts = append(copts, connect.WithGRPC())
-	case GRPCWeb:
-		copts = append(copts, connect.WithGRPCWeb())
-	}
+	copts := append([]connect.ClientOption{connect.WithInterceptors(bearer{c})}, cfg.protocol.ClientOptions()...)
 	c.Auth = authv1connect.NewAuthServiceClient(cfg.httpClient, baseURL, copts...)
 	c.Notes = notesv1connect.NewNoteServiceClient(cfg.httpClient, baseURL, copts...)
 	c.Admin = adminv1connect.NewAdminServiceClient(cfg.httpClient, baseURL, copts...)

@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"fmt"
+	"os"
 
 	adminv1 "github.com/connectguard/guard/gen/guard/admin/v1"
 	authv1 "github.com/connectguard/guard/gen/guard/auth/v1"
@@ -38,4 +39,54 @@ func ExampleNewTable() {
 	// DeleteNote roles: [admin member] access: ACCESS_OWNER bypass: [admin]
 	// ListUsers roles: [admin] scopes: [admin] audit: true
 	// PurgeNotes known: false
+}
+
+// ExampleWriteMarkdown documents the policies of a service: what each role
+// may call, with which scopes, ownership check, rate limit and audit.
+func ExampleWriteMarkdown() {
+	table, err := policy.NewTable([]protoreflect.ServiceDescriptor{
+		notesv1.File_guard_notes_v1_notes_proto.Services().ByName("NoteService"),
+	}, policy.WithRoles("admin", "member", "viewer"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("# NoteService policies")
+	fmt.Println()
+	if err := policy.WriteMarkdown(os.Stdout, table); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// # NoteService policies
+	//
+	// How to read the table:
+	//
+	// - **Public**: no credential is needed; anyone may call, so every role column
+	//   shows ✓ too. Public is never implied.
+	// - **Roles** (one column each) are any-of: a caller holding at least one ✓
+	//   role passes; a caller holding none is refused with `permission_denied`.
+	//   A call with no credential to a method that is not public is refused with
+	//   `unauthenticated`.
+	// - **Scopes** are all-of and bind scoped credentials (API keys) only: a key
+	//   must carry every scope listed, or the call is refused with
+	//   `permission_denied`. A user's own session is unscoped.
+	// - **Ownership**: the request field holding the resource id → the kind of
+	//   resource, and the access the caller needs on it (read, write or owner).
+	//   A caller with no access to the resource gets `not_found`, the same
+	//   answer as for a missing id, so hidden resources are not revealed; a caller
+	//   who may see it but lacks the access gets `permission_denied`. Bypass
+	//   roles skip the check.
+	// - **Rate limit**: calls per window, counted per user, per client IP, or
+	//   both; beyond it, `resource_exhausted`.
+	// - **Audit**: every call is recorded as an audit event, refusals included.
+	// - A procedure that is not listed is refused.
+	//
+	// | Procedure | Public | admin | member | viewer | Scopes (API keys) | Ownership | Rate limit | Audit |
+	// |:--|:-:|:-:|:-:|:-:|:--|:--|:--|:-:|
+	// | `/guard.notes.v1.NoteService/CreateNote` | – | ✓ | ✓ | – | `notes:write` | – | 120 / 1m per user | – |
+	// | `/guard.notes.v1.NoteService/DeleteNote` | – | ✓ | ✓ | – | `notes:write` | `id` → note, owner; bypass: admin | – | ✓ |
+	// | `/guard.notes.v1.NoteService/GetNote` | – | ✓ | ✓ | ✓ | `notes:read` | `id` → note, read | – | – |
+	// | `/guard.notes.v1.NoteService/ListNotes` | – | ✓ | ✓ | ✓ | `notes:read` | – | – | – |
+	// | `/guard.notes.v1.NoteService/ShareNote` | – | ✓ | ✓ | – | `notes:write` | `id` → note, owner | – | ✓ |
+	// | `/guard.notes.v1.NoteService/UpdateNote` | – | ✓ | ✓ | – | `notes:write` | `note.id` → note, write | – | – |
 }

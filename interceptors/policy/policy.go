@@ -72,6 +72,9 @@ type RateLimit struct {
 type Table struct {
 	rules  map[string]*Rule
 	inputs []protoreflect.MessageDescriptor
+	// roles are the names given to WithRoles, in that order, or else every
+	// role the rules name, sorted; WriteMarkdown gives each a column.
+	roles []string
 }
 
 // NewTable reads the policy of every method of services. The error lists
@@ -107,6 +110,17 @@ func NewTable(services []protoreflect.ServiceDescriptor, opts ...Option) (*Table
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
+	}
+	t.roles = cfg.roles
+	if t.roles == nil {
+		for _, r := range t.rules {
+			t.roles = append(t.roles, r.Roles...)
+			if r.Ownership != nil {
+				t.roles = append(t.roles, r.Ownership.BypassRoles...)
+			}
+		}
+		slices.Sort(t.roles)
+		t.roles = slices.Compact(t.roles)
 	}
 	return t, nil
 }

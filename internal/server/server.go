@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -52,12 +53,18 @@ var (
 	Scopes = []string{"notes:read", "notes:write", "admin"}
 )
 
-// Run serves until ctx is done, then shuts down gracefully. args are the
-// command-line flags, getenv reads the environment; stdout receives the
+// Run runs the server binary. args are its command-line arguments, getenv
+// reads the environment. When args start with the name of a command (see
+// commands), Run runs that command. Otherwise args are the flags, and Run
+// serves until ctx is done, then shuts down gracefully; stdout receives the
 // listening address and the one-time admin password, stderr the log.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		return runCommand(ctx, args[0], args[1:], stdout, stderr)
+	}
 	cfg, err := config.Parse(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
+		printCommands(stderr)
 		return nil
 	}
 	if err != nil {
@@ -156,6 +163,54 @@ type service struct {
 	mount func(opts ...connect.HandlerOption) (string, http.Handler)
 }
 
+// api is one of the APIs the server serves: its schema, and how to make
+// its handler from the service implementations.
+type api struct {
+	desc    protoreflect.ServiceDescriptor
+	handler func(impl implementations, opts ...connect.HandlerOption) (string, http.Handler)
+}
+
+// implementations are the services behind the APIs.
+type implementations struct {
+	auth  *auth.Service
+	notes *notes.Service
+	admin *admin.Service
+}
+
+// apis is the one list of the APIs the server serves. Serving mounts them
+// (newServices), and PolicyTable reads their policies without building
+// them, so the documented policies are those of the served APIs.
+func apis() []api {
+	return []api{
+		{authv1.File_guard_auth_v1_auth_proto.Services().ByName("AuthService"), func(impl implementations, o ...connect.HandlerOption) (string, http.Handler) {
+			return authv1connect.NewAuthServiceHandler(impl.auth, o...)
+		}},
+		{notesv1.File_guard_notes_v1_notes_proto.Services().ByName("NoteService"), func(impl implementations, o ...connect.HandlerOption) (string, http.Handler) {
+			return notesv1connect.NewNoteServiceHandler(impl.notes, o...)
+		}},
+		{adminv1.File_guard_admin_v1_admin_proto.Services().ByName("AdminService"), func(impl implementations, o ...connect.HandlerOption) (string, http.Handler) {
+			return adminv1connect.NewAdminServiceHandler(impl.admin, o...)
+		}},
+	}
+}
+
+// PolicyTable returns the policy table of the APIs the server serves, built
+// as serving builds it, with no database or configuration: the policy
+// command documents it, and tests hold the running server to it.
+func PolicyTable() (*policy.Table, error) {
+	var descs []protoreflect.ServiceDescriptor
+	for _, a := range apis() {
+		descs = append(descs, a.desc)
+	}
+	return newTable(descs)
+}
+
+// newTable builds the policy table of services, which may use only the
+// demo API's role and scope names.
+func newTable(services []protoreflect.ServiceDescriptor) (*policy.Table, error) {
+	return policy.NewTable(services, policy.WithRoles(Roles...), policy.WithScopes(Scopes...))
+}
+
 // newServices builds the services and what the interceptor chain needs.
 func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *password.Hasher, log *slog.Logger) ([]service, chainDeps, error) {
 	keys, err := auth.LoadKeys(ctx, db)
@@ -183,17 +238,16 @@ func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *p
 	authSvc := auth.New(db, hasher, tokens, keys, guard, log,
 		auth.WithSessionTTL(cfg.SessionTTL), auth.WithIdleTimeout(cfg.IdleTimeout), auth.WithTokenTTL(cfg.AccessTokenTTL))
 	notesSvc := notes.New(db, pages, log)
-	adminSvc := admin.New(db, hasher, pages, authSvc, log)
-	services := []service{
-		{authv1.File_guard_auth_v1_auth_proto.Services().ByName("AuthService"), func(o ...connect.HandlerOption) (string, http.Handler) {
-			return authv1connect.NewAuthServiceHandler(authSvc, o...)
-		}},
-		{notesv1.File_guard_notes_v1_notes_proto.Services().ByName("NoteService"), func(o ...connect.HandlerOption) (string, http.Handler) {
-			return notesv1connect.NewNoteServiceHandler(notesSvc, o...)
-		}},
-		{adminv1.File_guard_admin_v1_admin_proto.Services().ByName("AdminService"), func(o ...connect.HandlerOption) (string, http.Handler) {
-			return adminv1connect.NewAdminServiceHandler(adminSvc, o...)
-		}},
+	impl := implementations{
+		auth:  authSvc,
+		notes: notesSvc,
+		admin: admin.New(db, hasher, pages, authSvc, log),
+	}
+	var services []service
+	for _, a := range apis() {
+		services = append(services, service{a.desc, func(o ...connect.HandlerOption) (string, http.Handler) {
+			return a.handler(impl, o...)
+		}})
 	}
 	return services, chainDeps{
 		log:         log,
@@ -214,7 +268,7 @@ func mount(cfg config.Config, services []service, d chainDeps) (http.Handler, er
 	for i, s := range services {
 		descs[i], names[i] = s.desc, string(s.desc.FullName())
 	}
-	table, err := policy.NewTable(descs, policy.WithRoles(Roles...), policy.WithScopes(Scopes...))
+	table, err := newTable(descs)
 	if err != nil {
 		return nil, err
 	}
