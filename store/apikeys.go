@@ -205,16 +205,27 @@ func (db *DB) APIKeyState(ctx context.Context, id string, secretHash []byte) (AP
 	return st, nil
 }
 
+// keyScope is a recursive CTE naming the keys of @user that one key may
+// manage: with @root "", all of them; else @root and every key minted
+// through it, at any depth.
+const keyScope = `scope (id) AS (
+		SELECT id FROM api_keys WHERE user_id = @user AND (@root = '' OR id = @root)
+		UNION
+		SELECT k.id FROM api_keys k JOIN scope s ON k.parent_id = s.id
+	)`
+
 // ListAPIKeys returns the API keys of userID that are not revoked, expired
-// ones included, newest first, up to 1000. SecretHash is left nil: a list
+// ones included, newest first, up to 1000: all of them with root "", else
+// only root and the keys minted through it. SecretHash is left nil: a list
 // is for showing, never for checking.
-func (db *DB) ListAPIKeys(ctx context.Context, userID string) ([]APIKey, error) {
+func (db *DB) ListAPIKeys(ctx context.Context, userID, root string) ([]APIKey, error) {
 	rows, err := db.sql.QueryContext(ctx,
-		`SELECT `+apiKeyColumns+` FROM api_keys k
-		WHERE k.user_id = ? AND k.revoke_time IS NULL
+		`WITH RECURSIVE `+keyScope+`
+		SELECT `+apiKeyColumns+` FROM api_keys k
+		WHERE k.user_id = @user AND k.revoke_time IS NULL AND k.id IN (SELECT id FROM scope)
 		ORDER BY k.create_time DESC, k.id DESC
-		LIMIT ?`,
-		userID, maxLimit)
+		LIMIT @limit`,
+		sql.Named("user", userID), sql.Named("root", root), sql.Named("limit", maxLimit))
 	if err != nil {
 		return nil, fmt.Errorf("list api keys of user %q: %w", userID, err)
 	}
@@ -235,19 +246,21 @@ func (db *DB) ListAPIKeys(ctx context.Context, userID string) ([]APIKey, error) 
 }
 
 // RevokeAPIKey revokes the API key id of userID and every key minted
-// through it, at any depth. Revoking a revoked key keeps its first revoke
+// through it, at any depth. With a root other than "", id must be root or
+// a key minted through it. Revoking a revoked key keeps its first revoke
 // time and succeeds. It returns an error matching [ErrNotFound] if the key
-// does not exist or belongs to another user; the two cannot be told apart,
-// so no user learns of another's keys.
-func (db *DB) RevokeAPIKey(ctx context.Context, userID, id string) error {
+// does not exist, belongs to another user or lies outside root; these
+// cannot be told apart, so nobody learns of keys they may not manage.
+func (db *DB) RevokeAPIKey(ctx context.Context, userID, id, root string) error {
 	res, err := db.sql.ExecContext(ctx,
-		`WITH RECURSIVE tree (id) AS (
-			SELECT id FROM api_keys WHERE id = ? AND user_id = ?
+		`WITH RECURSIVE `+keyScope+`,
+		tree (id) AS (
+			SELECT id FROM api_keys WHERE id = @id AND user_id = @user AND id IN (SELECT id FROM scope)
 			UNION
 			SELECT k.id FROM api_keys k JOIN tree t ON k.parent_id = t.id
 		)
-		UPDATE api_keys SET revoke_time = COALESCE(revoke_time, ?) WHERE id IN (SELECT id FROM tree)`,
-		id, userID, micros(db.timestamp()))
+		UPDATE api_keys SET revoke_time = COALESCE(revoke_time, @now) WHERE id IN (SELECT id FROM tree)`,
+		sql.Named("id", id), sql.Named("user", userID), sql.Named("root", root), sql.Named("now", micros(db.timestamp())))
 	if err != nil {
 		return fmt.Errorf("revoke api key %q: %w", id, classify(err))
 	}

@@ -966,13 +966,13 @@ func TestAPIKeys(t *testing.T) {
 
 	t.Run("revoke_other_users_key", func(t *testing.T) {
 		before := dump(t, db)
-		if err := db.RevokeAPIKey(ctx, alice.ID, bobs.ID); !errors.Is(err, store.ErrNotFound) {
+		if err := db.RevokeAPIKey(ctx, alice.ID, bobs.ID, ""); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("RevokeAPIKey(alice, bob's key) error = %v, want ErrNotFound", err)
 		}
-		if err := db.RevokeAPIKey(ctx, alice.ID, store.NewID()); !errors.Is(err, store.ErrNotFound) {
+		if err := db.RevokeAPIKey(ctx, alice.ID, store.NewID(), ""); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("RevokeAPIKey(alice, unknown) error = %v, want ErrNotFound", err)
 		}
-		if err := db.RevokeAPIKey(ctx, "", bobs.ID); !errors.Is(err, store.ErrNotFound) {
+		if err := db.RevokeAPIKey(ctx, "", bobs.ID, ""); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("RevokeAPIKey(no user, bob's key) error = %v, want ErrNotFound", err)
 		}
 		if after := dump(t, db); after != before {
@@ -984,14 +984,14 @@ func TestAPIKeys(t *testing.T) {
 	})
 
 	t.Run("revoke_is_idempotent", func(t *testing.T) {
-		if err := db.RevokeAPIKey(ctx, alice.ID, revoked.ID); err != nil {
+		if err := db.RevokeAPIKey(ctx, alice.ID, revoked.ID, ""); err != nil {
 			t.Fatalf("RevokeAPIKey() error = %v", err)
 		}
 		first := apiKeyState(t, db, revoked).Key.RevokeTime
 		if first == nil {
 			t.Fatal("RevokeTime after RevokeAPIKey() = nil, want a time")
 		}
-		if err := db.RevokeAPIKey(ctx, alice.ID, revoked.ID); err != nil {
+		if err := db.RevokeAPIKey(ctx, alice.ID, revoked.ID, ""); err != nil {
 			t.Errorf("second RevokeAPIKey() error = %v, want nil", err)
 		}
 		if again := apiKeyState(t, db, revoked).Key.RevokeTime; again == nil || !again.Equal(*first) {
@@ -1000,7 +1000,7 @@ func TestAPIKeys(t *testing.T) {
 	})
 
 	t.Run("list", func(t *testing.T) {
-		keys, err := db.ListAPIKeys(ctx, alice.ID)
+		keys, err := db.ListAPIKeys(ctx, alice.ID, "")
 		if err != nil {
 			t.Fatalf("ListAPIKeys() error = %v", err)
 		}
@@ -1022,7 +1022,7 @@ func TestAPIKeys(t *testing.T) {
 				t.Errorf("ListAPIKeys()[1] = %+v, want %+v", keys[1], want)
 			}
 		}
-		if none, err := db.ListAPIKeys(ctx, store.NewID()); err != nil || len(none) != 0 {
+		if none, err := db.ListAPIKeys(ctx, store.NewID(), ""); err != nil || len(none) != 0 {
 			t.Errorf("ListAPIKeys(unknown user) = %v, %v, want none", none, err)
 		}
 	})
@@ -1035,7 +1035,7 @@ func TestAPIKeys(t *testing.T) {
 		if n, err := db.RevokeUserAPIKeys(ctx, alice.ID); err != nil || n != 0 {
 			t.Errorf("second RevokeUserAPIKeys() = %d, %v, want 0", n, err)
 		}
-		if keys, err := db.ListAPIKeys(ctx, alice.ID); err != nil || len(keys) != 0 {
+		if keys, err := db.ListAPIKeys(ctx, alice.ID, ""); err != nil || len(keys) != 0 {
 			t.Errorf("ListAPIKeys() after revoking all = %v, %v, want none", keys, err)
 		}
 		if st := apiKeyState(t, db, bobs); st.Key.RevokeTime != nil {
@@ -1288,7 +1288,7 @@ func TestAPIKeyLineage(t *testing.T) {
 		t.Parallel()
 		expired := must(t, "", at(-time.Second))
 		revoked := must(t, "", at(time.Hour))
-		if err := db.RevokeAPIKey(ctx, alice.ID, revoked.ID); err != nil {
+		if err := db.RevokeAPIKey(ctx, alice.ID, revoked.ID, ""); err != nil {
 			t.Fatal(err)
 		}
 		bobs, err := db.CreateAPIKey(ctx, store.APIKey{ID: store.NewID(), UserID: bob.ID, SecretHash: hash("bob"), ExpireTime: at(time.Hour)})
@@ -1320,7 +1320,7 @@ func TestAPIKeyLineage(t *testing.T) {
 		mid := must(t, top.ID, at(time.Hour))
 		leaf := must(t, mid.ID, at(time.Hour))
 		sibling := must(t, "", at(time.Hour))
-		if err := db.RevokeAPIKey(ctx, alice.ID, top.ID); err != nil {
+		if err := db.RevokeAPIKey(ctx, alice.ID, top.ID, ""); err != nil {
 			t.Fatal(err)
 		}
 		for _, k := range []store.APIKey{top, mid, leaf} {
@@ -1334,11 +1334,50 @@ func TestAPIKeyLineage(t *testing.T) {
 		// Revoking a middle key spares its parent.
 		top2 := must(t, "", at(time.Hour))
 		mid2 := must(t, top2.ID, at(time.Hour))
-		if err := db.RevokeAPIKey(ctx, alice.ID, mid2.ID); err != nil {
+		if err := db.RevokeAPIKey(ctx, alice.ID, mid2.ID, ""); err != nil {
 			t.Fatal(err)
 		}
 		if apiKeyState(t, db, top2).Key.RevokeTime != nil {
 			t.Error("revoking a child revoked its parent")
+		}
+	})
+
+	t.Run("key_manages_only_its_tree", func(t *testing.T) {
+		t.Parallel()
+		top := must(t, "", at(time.Hour))
+		mid := must(t, top.ID, at(time.Hour))
+		leaf := must(t, mid.ID, at(time.Hour))
+		other := must(t, "", at(time.Hour))
+		keys, err := db.ListAPIKeys(ctx, alice.ID, mid.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, k := range keys {
+			ids = append(ids, k.ID)
+		}
+		slices.Sort(ids)
+		want := []string{mid.ID, leaf.ID}
+		slices.Sort(want)
+		if !slices.Equal(ids, want) {
+			t.Errorf("ListAPIKeys(root mid) = %v, want mid and leaf %v", ids, want)
+		}
+		for _, outside := range []store.APIKey{top, other} {
+			if err := db.RevokeAPIKey(ctx, alice.ID, outside.ID, mid.ID); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("RevokeAPIKey(outside the tree, root mid) error = %v, want ErrNotFound", err)
+			}
+			if apiKeyState(t, db, outside).Key.RevokeTime != nil {
+				t.Error("a key outside the tree was revoked")
+			}
+		}
+		if err := db.RevokeAPIKey(ctx, alice.ID, leaf.ID, mid.ID); err != nil {
+			t.Errorf("RevokeAPIKey(leaf, root mid) error = %v", err)
+		}
+		if err := db.RevokeAPIKey(ctx, alice.ID, mid.ID, mid.ID); err != nil {
+			t.Errorf("RevokeAPIKey(itself) error = %v", err)
+		}
+		if apiKeyState(t, db, top).Key.RevokeTime != nil {
+			t.Error("revoking within the tree revoked the root's parent")
 		}
 	})
 }

@@ -773,7 +773,7 @@ func TestAPIKeys(t *testing.T) {
 				t.Errorf("scopes %v: got %v, want permission_denied", scopes, err)
 			}
 		}
-		if keys, err := srv.Store().ListAPIKeys(ctx, v.ID); err != nil || len(keys) != 0 {
+		if keys, err := srv.Store().ListAPIKeys(ctx, v.ID, ""); err != nil || len(keys) != 0 {
 			t.Errorf("got viewer keys %v (%v), want none stored", keys, err)
 		}
 	})
@@ -786,7 +786,7 @@ func TestAPIKeys(t *testing.T) {
 				t.Errorf("scopes %v: got %v, want permission_denied", scopes, err)
 			}
 		}
-		if keys, err := srv.Store().ListAPIKeys(ctx, m.ID); err != nil || len(keys) != 1 {
+		if keys, err := srv.Store().ListAPIKeys(ctx, m.ID, ""); err != nil || len(keys) != 1 {
 			t.Errorf("got %d member keys (%v), want only the first", len(keys), err)
 		}
 	})
@@ -953,6 +953,29 @@ func TestAPIKeyLineage(t *testing.T) {
 	}
 	if n := countRows(t, srv, "api_keys"); n != keys {
 		t.Errorf("got %d keys, want %d", n, keys)
+	}
+
+	// A leaked read-only key cannot touch its owner's other keys: they are
+	// invisible to it, exactly like missing ones.
+	writer := mintWith(t, mc, time.Hour) // notes:read is all mintWith asks; the point is a sibling
+	reader := mintWith(t, mc, time.Hour)
+	rc := srv.Client(goclient.Connect, reader.GetKey())
+	_, errOther := rc.Auth.RevokeAPIKey(ctx, connect.NewRequest(&authv1.RevokeAPIKeyRequest{Id: writer.GetApiKey().GetId()}))
+	_, errMissing := rc.Auth.RevokeAPIKey(ctx, connect.NewRequest(&authv1.RevokeAPIKeyRequest{Id: store.NewID()}))
+	if codeOf(errOther) != connect.CodeNotFound || outcomeOf(errOther) != outcomeOf(errMissing) {
+		t.Errorf("revoking a sibling with a key: got %v (missing key: %v), want the same not_found", errOther, errMissing)
+	}
+	mustWork(t, srv, bearer(writer.GetKey()), m.ID)
+	list, err := rc.Auth.ListAPIKeys(ctx, connect.NewRequest(&authv1.ListAPIKeysRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := list.Msg.GetApiKeys(); len(got) != 1 || got[0].GetId() != reader.GetApiKey().GetId() {
+		t.Errorf("ListAPIKeys with a key: got %v, want only that key", got)
+	}
+	// It may end itself.
+	if _, err := rc.Auth.RevokeAPIKey(ctx, connect.NewRequest(&authv1.RevokeAPIKeyRequest{Id: reader.GetApiKey().GetId()})); err != nil {
+		t.Errorf("a key revoking itself: %v", err)
 	}
 }
 

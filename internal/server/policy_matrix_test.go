@@ -135,7 +135,7 @@ func TestPolicyMatrix(t *testing.T) {
 	requireEveryVerdict(t, rules, callers)
 
 	// The per-IP limit of the HTTP layer is not what this test is about.
-	s := servertest.Start(t, "-ip-rate-limit=1000000")
+	s := servertest.Start(t, "-ip-rate-limit=1000000", "-reflection")
 	requireMountedTable(t, s, rules)
 	creds, logins := matrixCredentials(t, s, callers, protocols)
 	requireBudgets(t, rules, callers, protocols, logins)

@@ -77,13 +77,14 @@ func (s *Service) CreateAPIKey(ctx context.Context, req *connect.Request[authv1.
 	}), nil
 }
 
-// ListAPIKeys implements AuthService.
+// ListAPIKeys implements AuthService. A user's session lists all their
+// keys; an API key lists only itself and the keys minted through it.
 func (s *Service) ListAPIKeys(ctx context.Context, _ *connect.Request[authv1.ListAPIKeysRequest]) (*connect.Response[authv1.ListAPIKeysResponse], error) {
 	p, err := authn.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	keys, err := s.store.ListAPIKeys(ctx, p.UserID)
+	keys, err := s.store.ListAPIKeys(ctx, p.UserID, p.KeyID)
 	if err != nil {
 		return nil, rpcerr.Internal(ctx, s.log, err)
 	}
@@ -94,14 +95,17 @@ func (s *Service) ListAPIKeys(ctx context.Context, _ *connect.Request[authv1.Lis
 	return connect.NewResponse(res), nil
 }
 
-// RevokeAPIKey implements AuthService. Another user's key answers exactly
-// like a missing one.
+// RevokeAPIKey implements AuthService: the key and every key minted
+// through it stop working. A user's session may revoke any of their keys;
+// an API key only itself and the keys minted through it, so a leaked
+// read-only key cannot revoke its owner's other keys. A key the caller may
+// not manage answers exactly like a missing one.
 func (s *Service) RevokeAPIKey(ctx context.Context, req *connect.Request[authv1.RevokeAPIKeyRequest]) (*connect.Response[authv1.RevokeAPIKeyResponse], error) {
 	p, err := authn.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	err = s.store.RevokeAPIKey(ctx, p.UserID, req.Msg.GetId())
+	err = s.store.RevokeAPIKey(ctx, p.UserID, req.Msg.GetId(), p.KeyID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, connect.NewError(connect.CodeNotFound, errors.New("api key not found"))
 	}

@@ -58,8 +58,8 @@ type Store interface {
 
 	CreateAPIKey(ctx context.Context, k store.APIKey) (store.APIKey, error)
 	APIKeyState(ctx context.Context, id string, secretHash []byte) (store.APIKeyState, error)
-	ListAPIKeys(ctx context.Context, userID string) ([]store.APIKey, error)
-	RevokeAPIKey(ctx context.Context, userID, id string) error
+	ListAPIKeys(ctx context.Context, userID, root string) ([]store.APIKey, error)
+	RevokeAPIKey(ctx context.Context, userID, id, root string) error
 	RevokeUserAPIKeys(ctx context.Context, userID string) (int, error)
 	TouchAPIKey(ctx context.Context, id string, used time.Time) error
 
