@@ -14,6 +14,7 @@ func Example() {
 		return
 	}
 	fmt.Println(password.Check("iloveyou"))
+	fmt.Println(password.Check("alice2026!", "alice@example.com"))
 
 	// Cheap parameters keep the example fast; production uses the defaults.
 	h := password.NewHasher(password.WithParams(password.Params{
@@ -35,6 +36,7 @@ func Example() {
 	fmt.Println(ok, rehash, err)
 	// Output:
 	// password is too common
+	// password is too similar to your email
 	// true false <nil>
 	// true true <nil>
 }

@@ -352,7 +352,7 @@ func bootstrapAdmin(ctx context.Context, db *store.DB, hasher *password.Hasher, 
 		}
 		pw = base32.StdEncoding.EncodeToString(b[:])
 	}
-	if err := password.Check(pw); err != nil {
+	if err := password.Check(pw, email); err != nil {
 		return fmt.Errorf("GUARD_ADMIN_PASSWORD: %w", err)
 	}
 	hash, err := hasher.Hash(ctx, pw)

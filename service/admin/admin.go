@@ -6,6 +6,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 
@@ -60,8 +61,8 @@ func New(st Store, hasher *password.Hasher, pages *pagetoken.Codec, creds Creden
 
 // CreateUser implements AdminService.
 func (s *Service) CreateUser(ctx context.Context, req *connect.Request[adminv1.CreateUserRequest]) (*connect.Response[adminv1.CreateUserResponse], error) {
-	if err := password.Check(req.Msg.GetPassword()); err != nil {
-		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	if err := password.Check(req.Msg.GetPassword(), req.Msg.GetEmail()); err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("password: %w", err))
 	}
 	hash, err := s.hasher.Hash(ctx, req.Msg.GetPassword())
 	if err != nil {

@@ -297,15 +297,15 @@ func (s *Service) ChangePassword(ctx context.Context, req *connect.Request[authv
 		return nil, connect.NewError(connect.CodePermissionDenied, errors.New("an API key cannot change the password"))
 	}
 	current, next := req.Msg.GetCurrentPassword(), req.Msg.GetNewPassword()
-	if err := password.Check(next); err != nil {
+	u, err := s.store.UserByID(ctx, p.UserID)
+	if err != nil {
+		return nil, rpcerr.FromStore(ctx, s.log, "user", err)
+	}
+	if err := password.Check(next, u.Email); err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("new_password: %w", err))
 	}
 	if current == next {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("new_password: must differ from the current password"))
-	}
-	u, err := s.store.UserByID(ctx, p.UserID)
-	if err != nil {
-		return nil, rpcerr.FromStore(ctx, s.log, "user", err)
 	}
 	ip, _ := clientip.From(ctx)
 	if ok, wait := s.lockout.Check(u.Email, ip); !ok {
