@@ -1463,3 +1463,32 @@ func TestJWKS(t *testing.T) {
 	mustWork(t, srv, bearer(after), "")
 	mustWork(t, srv, bearer(member.Token), member.ID)
 }
+
+// TestWeakPasswordsRefused: passwords from breach corpora and passwords
+// built from the email are refused with the reason, and no account is made.
+func TestWeakPasswordsRefused(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t)
+	admin := srv.Client(goclient.Connect, srv.AdminToken())
+	users := countRows(t, srv, "users")
+	for _, tt := range []struct{ password, want string }{
+		{"spongebob", "password is too common"},
+		{"babygirl1", "password is too common"},
+		{"tinkerbell", "password is too common"},
+		{"12345678910", "password is too common"},
+		{"dana.scully1", "password is too similar to your email"},
+		{"abcdefghijkl", "password is too predictable"},
+	} {
+		t.Run(tt.password, func(t *testing.T) {
+			_, err := admin.Admin.CreateUser(context.Background(), connect.NewRequest(&adminv1.CreateUserRequest{
+				Email: "dana.scully@example.com", Password: tt.password, Roles: []string{"member"},
+			}))
+			if codeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want invalid_argument saying %q", err, tt.want)
+			}
+		})
+	}
+	if n := countRows(t, srv, "users"); n != users {
+		t.Errorf("got %d users, want %d: a refused password must create nothing", n, users)
+	}
+}
