@@ -14,6 +14,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/connectguard/guard/interceptors/authn"
 	"github.com/connectguard/guard/interceptors/clientip"
+	"github.com/connectguard/guard/interceptors/internal/outcome"
 	"github.com/connectguard/guard/interceptors/requestid"
 )
 
@@ -22,8 +23,12 @@ type Interceptor struct {
 	log *slog.Logger
 }
 
-// NewInterceptor returns an Interceptor writing to log at Info level, or
-// Warn for refusals and Error for internal errors.
+// NewInterceptor returns an Interceptor writing to log at a level that
+// says who caused the outcome: Info for successes and for calls the client
+// ended (canceled, or past the deadline it set), Warn for refusals (a
+// security log wants them), Error only for what the server got wrong
+// (internal, unknown, data_loss). A client therefore cannot make ERROR
+// lines at will.
 func NewInterceptor(log *slog.Logger) *Interceptor {
 	return &Interceptor{log: log}
 }
@@ -59,12 +64,15 @@ func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) co
 }
 
 func (i *Interceptor) write(ctx context.Context, procedure, protocol string, start time.Time, seen *authn.Observed, err error) {
-	code, level := "ok", slog.LevelInfo
-	if err != nil {
-		c := connect.CodeOf(err)
-		code, level = c.String(), slog.LevelWarn
-		if c == connect.CodeInternal || c == connect.CodeUnknown {
+	code, level := outcome.String(err), slog.LevelInfo
+	if c, ok := outcome.Code(err); !ok {
+		switch c {
+		case connect.CodeCanceled, connect.CodeDeadlineExceeded:
+			level = slog.LevelInfo
+		case connect.CodeInternal, connect.CodeUnknown, connect.CodeDataLoss:
 			level = slog.LevelError
+		default:
+			level = slog.LevelWarn
 		}
 	}
 	if !i.log.Enabled(ctx, level) {
@@ -81,3 +89,4 @@ func (i *Interceptor) write(ctx context.Context, procedure, protocol string, sta
 		slog.String("request_id", requestid.From(ctx)),
 	)
 }
+

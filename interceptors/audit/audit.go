@@ -13,6 +13,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/connectguard/guard/interceptors/authn"
 	"github.com/connectguard/guard/interceptors/clientip"
+	"github.com/connectguard/guard/interceptors/internal/outcome"
 	"github.com/connectguard/guard/interceptors/policy"
 	"github.com/connectguard/guard/interceptors/requestid"
 )
@@ -85,10 +86,7 @@ func (i *Interceptor) audited(procedure string) bool {
 }
 
 func (i *Interceptor) record(ctx context.Context, procedure string, seen *authn.Observed, err error) {
-	code := "ok"
-	if err != nil {
-		code = connect.CodeOf(err).String()
-	}
+	code := outcome.String(err)
 	ip, _ := clientip.From(ctx)
 	e := Event{
 		Time:      time.Now(),

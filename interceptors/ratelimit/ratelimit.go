@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/connectguard/guard/interceptors/clientip"
 	"github.com/connectguard/guard/interceptors/internal/callcheck"
 	"github.com/connectguard/guard/interceptors/policy"
+	"github.com/connectguard/guard/interceptors/requestid"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -100,12 +102,20 @@ func Exhausted(msg string, limit int, retryAfter time.Duration) *connect.Error {
 
 // Middleware refuses HTTP requests beyond requests per window from one
 // client IP (as resolved by clientip.Middleware, which must run first),
-// answering in the caller's protocol.
-func Middleware(l *Limiter, requests int, window time.Duration, next http.Handler) http.Handler {
+// answering in the caller's protocol. Refusals are logged to log at Warn,
+// aggregated so that a flood cannot flood the log: the first refusal of an
+// address in a 10 s interval is logged with its request id, the others of
+// the interval are summed up in one line at its end, and beyond 100
+// addresses an interval sums up the rest in a single line. A nil log logs
+// nothing.
+func Middleware(l *Limiter, requests int, window time.Duration, log *slog.Logger, next http.Handler) http.Handler {
 	errw := connect.NewErrorWriter()
+	refusals := newRefusalLog(log, "per-IP rate limit refused a request")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ip, _ := clientip.From(r.Context())
 		if d := l.Allow("ip|"+ip.String(), requests, window); !d.Allowed {
+			refusals.refused(r.Context(), ip.String(),
+				slog.String("path", r.URL.Path), slog.String("request_id", requestid.From(r.Context())))
 			_ = errw.Write(w, r, Error(d))
 			return
 		}

@@ -114,7 +114,7 @@ func TestMiddleware(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte("{}"))
 	})
-	h := clientip.NewResolver(nil).Middleware(ratelimit.Middleware(l, limit, time.Minute, next))
+	h := clientip.NewResolver(nil).Middleware(ratelimit.Middleware(l, limit, time.Minute, nil, next))
 
 	call := func(remote, contentType string) *httptest.ResponseRecorder {
 		t.Helper()
@@ -193,7 +193,7 @@ func TestMiddleware_realServer(t *testing.T) {
 	t.Parallel()
 	l := newLimiter(newFakeClock(t0))
 	srv := httptest.NewServer(clientip.NewResolver(nil).Middleware(
-		ratelimit.Middleware(l, 2, time.Minute, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		ratelimit.Middleware(l, 2, time.Minute, nil, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.WriteHeader(http.StatusNoContent)
 		}))))
 	t.Cleanup(srv.Close)

@@ -45,6 +45,7 @@ type Config struct {
 	LogLevel               slog.Level
 	LogFormat              string
 	ShutdownTimeout        time.Duration
+	ReadTimeout            time.Duration // a whole request, headers and body
 }
 
 // Parse reads args (without the program name) and the environment through
@@ -123,6 +124,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	str(&level, "log-level", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "text", "text or json")
 	dur(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may finish on SIGINT/SIGTERM")
+	dur(&c.ReadTimeout, "read-timeout", 30*time.Second, "how long a client may take to send a whole request; slower ones get deadline_exceeded")
 	fs.Usage = func() {
 		fmt.Fprintln(out, "Usage: guard [flags]\n\nEvery flag can also be set by the environment variable named after it.\nGUARD_ADMIN_PASSWORD (environment only) sets the first admin's password;\nwithout it a random one is printed once.\n\nFlags:")
 		fs.PrintDefaults()
@@ -191,6 +193,9 @@ func (c *Config) Validate() error {
 	}
 	if c.IPRateLimit < 1 || c.IPRateWindow <= 0 {
 		bad("-ip-rate-limit and -ip-rate-window must be positive")
+	}
+	if c.ReadTimeout < time.Second || c.ReadTimeout > 10*time.Minute {
+		bad("-read-timeout: %s is outside 1s..10m", c.ReadTimeout)
 	}
 	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 64<<20 {
 		bad("-max-body-bytes: %d is outside 1024..67108864", c.MaxBodyBytes)

@@ -75,15 +75,27 @@ func TestSecurityHeaders(t *testing.T) {
 		t.Parallel()
 		limited := servertest.Start(t, "-ip-rate-limit=1")
 		h := http.Header{"Content-Type": {"application/json"}}
-		var res *http.Response
-		for range 2 {
+		var res, first *http.Response
+		for i := range 6 {
 			res, _ = send(t, limited, http.MethodPost, "/guard.auth.v1.AuthService/WhoAmI", "{}", h)
+			if i == 1 {
+				first = res
+			}
 		}
 		if res.StatusCode != http.StatusTooManyRequests {
 			t.Fatalf("got HTTP %d, want 429", res.StatusCode)
 		}
 		if res.Header.Get("X-Content-Type-Options") != "nosniff" || res.Header.Get("Cache-Control") != "no-store" {
 			t.Errorf("got headers %v, want nosniff and no-store on the 429", res.Header)
+		}
+		// The refusals are logged, the first with its request id, the
+		// others summed up later rather than one line each.
+		logs := limited.Logs()
+		if !strings.Contains(logs, "per-IP rate limit refused a request") || !strings.Contains(logs, first.Header.Get("X-Request-Id")) {
+			t.Errorf("got log %s, want the first refusal logged with request id %s", logs, first.Header.Get("X-Request-Id"))
+		}
+		if n := strings.Count(logs, "per-IP rate limit refused a request"); n != 1 {
+			t.Errorf("got %d refusal lines for 5 refusals within 10 s, want 1", n)
 		}
 	})
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/connectguard/guard/interceptors/policy"
 	"github.com/connectguard/guard/interceptors/ratelimit"
 	"github.com/connectguard/guard/interceptors/requestid"
+	"github.com/connectguard/guard/interceptors/safewire"
 	"github.com/connectguard/guard/interceptors/secureheaders"
 	"github.com/connectguard/guard/internal/config"
 	"github.com/connectguard/guard/internal/lockout"
@@ -120,8 +121,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Handler:           h,
 		Protocols:         &protocols,
 		TLSConfig:         tlsConfig,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadHeaderTimeout: min(5*time.Second, cfg.ReadTimeout),
+		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
@@ -277,9 +278,11 @@ func mount(cfg config.Config, services []service, d chainDeps) (http.Handler, er
 	if err != nil {
 		return nil, err
 	}
+	codecs := safewire.Codecs(d.log) // decode failures: a generic message
 	opts := []connect.HandlerOption{
 		connect.WithInterceptors(interceptors...),
 		connect.WithReadMaxBytes(cfg.MaxBodyBytes),
+		codecs,
 	}
 	mux := http.NewServeMux()
 	for _, s := range services {
@@ -290,7 +293,7 @@ func mount(cfg config.Config, services []service, d chainDeps) (http.Handler, er
 	}
 	// Health and reflection are public by nature and carry no policy; they
 	// still sit behind the HTTP layer (per-IP limit, body limit).
-	plain := connect.WithReadMaxBytes(cfg.MaxBodyBytes)
+	plain := connect.WithHandlerOptions(connect.WithReadMaxBytes(cfg.MaxBodyBytes), codecs)
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...), plain))
 	if cfg.Reflection {
 		reflector := grpcreflect.NewStaticReflector(append(names, grpchealth.HealthV1ServiceName,
@@ -298,7 +301,7 @@ func mount(cfg config.Config, services []service, d chainDeps) (http.Handler, er
 		mux.Handle(grpcreflect.NewHandlerV1(reflector, plain))
 		mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, plain))
 	}
-	return httpLayer(cfg, d.limiter, mux), nil
+	return httpLayer(cfg, d.limiter, d.log, mux), nil
 }
 
 // hstsMaxAge is the Strict-Transport-Security max-age sent over TLS.
@@ -307,9 +310,12 @@ const hstsMaxAge = 365 * 24 * time.Hour
 // httpLayer wraps h in the HTTP steps, outermost first: request id (so
 // every response, refusals included, carries one), security headers (on
 // every response, refusals included), CORS (preflights are answered here
-// and never authenticated), client IP, per-IP rate limit.
-func httpLayer(cfg config.Config, limiter *ratelimit.Limiter, h http.Handler) http.Handler {
-	h = ratelimit.Middleware(limiter, cfg.IPRateLimit, cfg.IPRateWindow, h)
+// and never authenticated), client IP, per-IP rate limit, and safewire
+// (malformed timeout headers and unreadable bodies become safe errors
+// before connect-go sees them).
+func httpLayer(cfg config.Config, limiter *ratelimit.Limiter, log *slog.Logger, h http.Handler) http.Handler {
+	h = safewire.Middleware(log, h)
+	h = ratelimit.Middleware(limiter, cfg.IPRateLimit, cfg.IPRateWindow, log, h)
 	h = clientip.NewResolver(cfg.TrustedProxies).Middleware(h)
 	if len(cfg.CORSOrigins) > 0 { // rs/cors treats an empty list as "*"
 		h = cors.New(cors.Options{
