@@ -89,4 +89,3 @@ func (i *Interceptor) write(ctx context.Context, procedure, protocol string, sta
 		slog.String("request_id", requestid.From(ctx)),
 	)
 }
-
