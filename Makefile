@@ -68,8 +68,8 @@ ts-typecheck: $(TS)/node_modules ## typecheck the generated TypeScript
 	cd $(TS) && npm run --silent typecheck
 
 .PHONY: bench
-bench: ## benchmarks: full chain vs bare handler (paired ratio), token verify
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./internal/server/ ./internal/token/ ./internal/lockout/ ./interceptors/...
+bench: ## benchmarks: full chain vs bare handler (paired ratio), token verify, key probes
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./internal/server/ ./internal/token/ ./internal/lockout/ ./internal/password/ ./service/auth/ ./interceptors/...
 
 # The third-party protos are printed from descriptors that go.mod pins;
 # cheap, so always redone.
