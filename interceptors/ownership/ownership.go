@@ -143,18 +143,8 @@ func (i *Interceptor) check(ctx context.Context, procedure string, msg any) (any
 		return nil, notFound
 	case have < own.Access:
 		return nil, connect.NewError(connect.CodePermissionDenied,
-			fmt.Errorf("%s access to this %s is required", accessName(own.Access), own.Resource))
+			fmt.Errorf("%s access to this %s is required", policy.AccessName(own.Access), own.Resource))
 	}
 	return loaded, nil
 }
 
-func accessName(a policyv1.Access) string {
-	switch a {
-	case policyv1.Access_ACCESS_READ:
-		return "read"
-	case policyv1.Access_ACCESS_WRITE:
-		return "write"
-	default:
-		return "owner"
-	}
-}

@@ -114,14 +114,16 @@ func ownershipCell(o *Ownership) string {
 	for i, fd := range o.Field {
 		path[i] = string(fd.Name())
 	}
-	s := codeSpan(strings.Join(path, ".")) + " → " + o.Resource + ", " + accessName(o.Access)
+	s := codeSpan(strings.Join(path, ".")) + " → " + o.Resource + ", " + AccessName(o.Access)
 	if len(o.BypassRoles) > 0 {
 		s += "; bypass: " + strings.Join(o.BypassRoles, ", ")
 	}
 	return s
 }
 
-func accessName(a policyv1.Access) string {
+// AccessName is the word for an access level in messages and documents:
+// read, write or owner.
+func AccessName(a policyv1.Access) string {
 	switch a {
 	case policyv1.Access_ACCESS_READ:
 		return "read"
