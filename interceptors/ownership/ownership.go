@@ -147,4 +147,3 @@ func (i *Interceptor) check(ctx context.Context, procedure string, msg any) (any
 	}
 	return loaded, nil
 }
-
