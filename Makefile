@@ -9,6 +9,8 @@ BUF := $(GO) tool -modfile=tools/go.mod buf
 GOLANGCI_LINT := $(GO) tool -modfile=tools/lint/go.mod golangci-lint
 TS := clients/ts
 BROWSER := testdata/browser
+# How long `make fuzz` runs each fuzz target.
+FUZZTIME ?= 30s
 
 .DEFAULT_GOAL := help
 
@@ -70,6 +72,22 @@ ts-typecheck: $(TS)/node_modules ## typecheck the generated TypeScript
 .PHONY: bench
 bench: ## benchmarks: full chain vs bare handler (paired ratio), token verify, key probes
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./internal/server/ ./internal/token/ ./internal/lockout/ ./internal/password/ ./service/auth/ ./interceptors/...
+
+# One target after another, each with one worker (the fuzzer takes every
+# core otherwise) and at most 5s spent minimizing each new input: the
+# default 60s, on a multi-kilobyte descriptor, would eat a bounded run.
+# Failing inputs land in the package's testdata/fuzz/, where go test
+# replays them with the committed seed corpora.
+FUZZ = $(GO) test -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s -parallel 1
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s), one after another
+	$(FUZZ) -fuzz '^FuzzVerify$$' ./internal/token
+	$(FUZZ) -fuzz '^FuzzParseAPIKey$$' ./service/auth
+	$(FUZZ) -fuzz '^FuzzParseRefreshToken$$' ./service/auth
+	$(FUZZ) -fuzz '^FuzzDecode$$' ./internal/pagetoken
+	$(FUZZ) -fuzz '^FuzzNewTable$$' ./interceptors/policy
+	$(FUZZ) -fuzz '^FuzzDecodeValidate$$' ./internal/server
 
 # The third-party protos are printed from descriptors that go.mod pins;
 # cheap, so always redone.

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -200,7 +199,7 @@ func errRefresh() *connect.Error {
 // a thief holds a copy, and the server cannot tell which.
 func (s *Service) Refresh(ctx context.Context, req *connect.Request[authv1.RefreshRequest]) (*connect.Response[authv1.RefreshResponse], error) {
 	old := req.Msg.GetRefreshToken()
-	if !strings.HasPrefix(old, refreshPrefix) {
+	if !parseRefreshToken(old) {
 		return nil, errRefresh()
 	}
 	next := refreshPrefix + randomToken()

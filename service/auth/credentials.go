@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"sync"
@@ -237,12 +238,34 @@ func (s *Service) VerifyAPIKey(ctx context.Context, key string) (*authn.Principa
 	return &authn.Principal{UserID: st.userID, Roles: st.roles, Scoped: true, Scopes: st.scopes, Method: authn.MethodAPIKey, KeyID: id}, nil
 }
 
+// parseAPIKey splits gk_<id>_<secret> by position: it checks the prefix,
+// the length and the separator only; the store lookup by id and secret
+// hash does the rest.
 func parseAPIKey(key string) (id, secret string, ok bool) {
 	rest, ok := strings.CutPrefix(key, APIKeyPrefix)
 	if !ok || len(rest) != apiKeyIDLen+1+apiSecretLen || rest[apiKeyIDLen] != '_' {
 		return "", "", false
 	}
 	return rest[:apiKeyIDLen], rest[apiKeyIDLen+1:], true
+}
+
+// refreshTokenLen is the length of what issue hands out: refreshPrefix and
+// randomToken's 32 bytes in unpadded base64url (43 characters).
+const refreshTokenLen = len(refreshPrefix) + 43
+
+// parseRefreshToken reports whether s has exactly the shape of a refresh
+// token this server issues, so that anything else is refused before it is
+// hashed and looked up. The length is checked before any decoding. Strict
+// decoding refuses a second spelling of the same bytes (non-zero trailing
+// bits); the decoder skips CR and LF, but 43 characters with one of them
+// hold at most 31 bytes, so such a token is refused too.
+func parseRefreshToken(s string) (ok bool) {
+	rest, ok := strings.CutPrefix(s, refreshPrefix)
+	if !ok || len(s) != refreshTokenLen {
+		return false
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(rest)
+	return err == nil && len(b) == 32
 }
 
 var errInvalid = errors.New("invalid credential")
