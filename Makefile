@@ -22,12 +22,10 @@ help: ## list the targets
 run: ## run the server on 127.0.0.1:8080 with ./data/guard.db
 	$(GO) run ./cmd/server
 
-# go vet's checks run inside golangci-lint (govet), so the vet target is not
-# repeated here: on a fresh machine it would compile every dependency (SQLite
-# included) once more. Running the checks side by side (make -j2) was
-# measured slower on two cores: each already keeps both busy.
+# One check at a time: running them side by side (make -j2) was measured
+# slower on two cores, where each build already keeps both busy.
 .PHONY: test
-test: fmt-check lint go-test check-generated ts-typecheck ## everything CI checks
+test: fmt-check vet lint go-test check-generated ts-typecheck ## everything CI checks
 	@echo "make test: all checks passed"
 
 .PHONY: go-test
