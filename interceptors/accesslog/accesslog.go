@@ -9,6 +9,7 @@ package accesslog
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"connectrpc.com/connect"
@@ -41,6 +42,7 @@ func (i *Interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		}
 		ctx, seen := authn.Observe(ctx)
 		start := time.Now()
+		defer outcome.OnAbort(func() { i.write(ctx, req.Spec().Procedure, req.Peer().Protocol, start, seen, outcome.ErrAborted) })
 		res, err := next(ctx, req)
 		i.write(ctx, req.Spec().Procedure, req.Peer().Protocol, start, seen, err)
 		return res, err
@@ -57,6 +59,7 @@ func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) co
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
 		ctx, seen := authn.Observe(ctx)
 		start := time.Now()
+		defer outcome.OnAbort(func() { i.write(ctx, conn.Spec().Procedure, conn.Peer().Protocol, start, seen, outcome.ErrAborted) })
 		err := next(ctx, conn)
 		i.write(ctx, conn.Spec().Procedure, conn.Peer().Protocol, start, seen, err)
 		return err
@@ -88,4 +91,10 @@ func (i *Interceptor) write(ctx context.Context, procedure, protocol string, sta
 		slog.String("client_ip", ip.String()),
 		slog.String("request_id", requestid.From(ctx)),
 	)
+}
+
+// Refused logs a call that the HTTP layer refused before connect-go read
+// it (see guard.Guard.Handler), in the same form as the calls it sees.
+func (i *Interceptor) Refused(r *http.Request, err error) {
+	i.write(r.Context(), r.URL.Path, outcome.Protocol(r), time.Now(), nil, err)
 }

@@ -8,6 +8,7 @@ package audit
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"connectrpc.com/connect"
@@ -56,6 +57,7 @@ func (i *Interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 			return next(ctx, req)
 		}
 		ctx, seen := authn.Observe(ctx)
+		defer outcome.OnAbort(func() { i.record(ctx, req.Spec().Procedure, seen, outcome.ErrAborted) })
 		res, err := next(ctx, req)
 		i.record(ctx, req.Spec().Procedure, seen, err)
 		return res, err
@@ -74,6 +76,7 @@ func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) co
 			return next(ctx, conn)
 		}
 		ctx, seen := authn.Observe(ctx)
+		defer outcome.OnAbort(func() { i.record(ctx, conn.Spec().Procedure, seen, outcome.ErrAborted) })
 		err := next(ctx, conn)
 		i.record(ctx, conn.Spec().Procedure, seen, err)
 		return err
@@ -99,5 +102,14 @@ func (i *Interceptor) record(ctx context.Context, procedure string, seen *authn.
 	// The call may have been cancelled; the record must still be written.
 	if rerr := i.rec.RecordAudit(context.WithoutCancel(ctx), e); rerr != nil {
 		i.log.ErrorContext(ctx, "audit record lost", "procedure", procedure, "request_id", e.RequestID, "error", rerr)
+	}
+}
+
+// Refused records a call to an audited method that the HTTP layer refused
+// before connect-go read it (see guard.Guard.Handler), as the interceptor
+// would have.
+func (i *Interceptor) Refused(r *http.Request, err error) {
+	if i.audited(r.URL.Path) {
+		i.record(r.Context(), r.URL.Path, nil, err)
 	}
 }

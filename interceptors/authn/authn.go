@@ -5,18 +5,29 @@
 // credential sent to them is ignored, never half-checked. Every other
 // method needs exactly one credential; two at once are refused, never
 // merged, and there is no fallback to anonymous.
+//
+// A verifier says a credential is bad with ErrInvalid or ErrExpired, and
+// only those become unauthenticated. Any other error (a database that is
+// down) becomes internal, logged with the request id: clients are not told
+// to log in again because the server failed.
+//
+// Refusals carry an RFC 6750 challenge (WWW-Authenticate) on Connect and
+// plain HTTP responses only: in gRPC and gRPC-Web it would be a trailer,
+// where HTTP forbids it.
 package authn
 
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
 
 	"connectrpc.com/connect"
-	"github.com/connectguard/guard/interceptors/internal/callcheck"
+	"github.com/connectguard/guard/interceptors/internal/outcome"
 	"github.com/connectguard/guard/interceptors/policy"
+	"github.com/connectguard/guard/interceptors/requestid"
 )
 
 // Method says how a principal authenticated.
@@ -65,6 +76,13 @@ func PrincipalFrom(ctx context.Context) (*Principal, bool) {
 	return p, ok && p != nil
 }
 
+// NewContext returns ctx carrying p as the authenticated caller, as the
+// interceptor would. It is for tests of handlers, which then need no
+// credential; nothing a client sends reaches it.
+func NewContext(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
 // Caller returns the principal of an authenticated call, or the
 // unauthenticated refusal when there is none: code behind authn that needs
 // a caller fails closed if the chain was wired without it.
@@ -75,11 +93,20 @@ func Caller(ctx context.Context) (*Principal, error) {
 	return nil, Unauthenticated("authentication required", "")
 }
 
-// ErrExpired is returned (wrapped) by a verifier for a credential that was
-// valid but has expired; callers are told so, and nothing more.
-var ErrExpired = errors.New("credential expired")
+// The errors a verifier returns (wrapped or not) for a bad credential. Any
+// other error is the verifier's own failure.
+var (
+	// ErrInvalid: the credential is unknown, forged, revoked, or its user
+	// is disabled. The caller is told only that it is invalid.
+	ErrInvalid = errors.New("invalid credential")
+	// ErrExpired: the credential was valid but has expired; the caller is
+	// told so, and nothing more.
+	ErrExpired = errors.New("credential expired")
+)
 
-// TokenVerifier checks a bearer token and says who presented it.
+// TokenVerifier checks a bearer token and says who presented it. It
+// returns a principal, or an error matching ErrInvalid or ErrExpired for a
+// bad token, or any other error when it could not tell.
 type TokenVerifier interface {
 	VerifyToken(ctx context.Context, token string) (*Principal, error)
 }
@@ -97,23 +124,11 @@ type SessionVerifier interface {
 // maxCredentialLen bounds what is handed to a verifier.
 const maxCredentialLen = 4096
 
-// Interceptor authenticates calls.
+// Interceptor authenticates calls. It wraps the whole call, public
+// methods included, so that every unauthenticated error leaving it (its
+// own, or a handler's such as a failed login) carries the challenge its
+// protocol allows.
 type Interceptor struct {
-	callcheck.Interceptor
-}
-
-// NewInterceptor returns an Interceptor that authenticates every
-// non-public method of table: bearer tokens with tokens, and API keys and
-// session cookies when the options enable them.
-func NewInterceptor(table *policy.Table, tokens TokenVerifier, opts ...Option) *Interceptor {
-	a := &authenticator{table: table, tokens: tokens}
-	for _, o := range opts {
-		o.apply(a)
-	}
-	return &Interceptor{callcheck.New(a.check)}
-}
-
-type authenticator struct {
 	table  *policy.Table
 	tokens TokenVerifier
 
@@ -123,6 +138,75 @@ type authenticator struct {
 	cookieName     string
 	sessions       SessionVerifier
 	allowedOrigins []string
+
+	realm string
+	log   *slog.Logger
+}
+
+// NewInterceptor returns an Interceptor that authenticates every
+// non-public method of table: bearer tokens with tokens (nil: bearer
+// tokens are refused), and API keys and session cookies when the options
+// enable them.
+func NewInterceptor(table *policy.Table, tokens TokenVerifier, opts ...Option) *Interceptor {
+	a := &Interceptor{table: table, tokens: tokens, log: slog.Default()}
+	for _, o := range opts {
+		o.apply(a)
+	}
+	return a
+}
+
+// WrapUnary implements connect.Interceptor.
+func (a *Interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if req.Spec().IsClient {
+			return next(ctx, req)
+		}
+		protocol := req.Peer().Protocol
+		ctx, err := a.check(ctx, req.Spec().Procedure, req.Header())
+		if err != nil {
+			return nil, a.challenge(err, protocol)
+		}
+		res, err := next(ctx, req)
+		return res, a.challenge(err, protocol)
+	}
+}
+
+// WrapStreamingClient implements connect.Interceptor.
+func (a *Interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+// WrapStreamingHandler implements connect.Interceptor.
+func (a *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		protocol := conn.Peer().Protocol
+		ctx, err := a.check(ctx, conn.Spec().Procedure, conn.RequestHeader())
+		if err != nil {
+			return a.challenge(err, protocol)
+		}
+		return a.challenge(next(ctx, conn), protocol)
+	}
+}
+
+// Refuse is the part of the check that needs no verifier and no body: a
+// request to a non-public procedure of the table with no credential, two,
+// or a malformed one. It returns the refusal, with the challenge r's
+// protocol allows, or nil when the request may go on (the interceptor then
+// checks it fully). Procedures the table does not know are left to the
+// router and the interceptor. The HTTP layer calls it so that such calls
+// are refused before their body is read.
+func (a *Interceptor) Refuse(r *http.Request) *connect.Error {
+	rule, ok := a.table.Lookup(r.URL.Path)
+	if !ok || rule.Public {
+		return nil
+	}
+	if _, _, err := a.credential(r.Header); err != nil {
+		var ce *connect.Error
+		if errors.As(a.challenge(err, outcome.Protocol(r)), &ce) {
+			return ce
+		}
+	}
+	return nil
 }
 
 type credentialKind int
@@ -133,26 +217,29 @@ const (
 	kindCookie
 )
 
-func (a *authenticator) check(ctx context.Context, call callcheck.Call) (context.Context, error) {
-	rule, ok := a.table.Lookup(call.Spec.Procedure)
+func (a *Interceptor) check(ctx context.Context, procedure string, h http.Header) (context.Context, error) {
+	rule, ok := a.table.Lookup(procedure)
 	if !ok {
-		return ctx, callcheck.ErrNoPolicy()
+		return ctx, policy.ErrNoPolicy()
 	}
 	if rule.Public {
 		return ctx, nil
 	}
-	kind, value, err := a.credential(call.Header)
+	kind, value, err := a.credential(h)
 	if err != nil {
 		return ctx, err
 	}
 	var p *Principal
 	switch kind {
 	case kindToken:
+		if a.tokens == nil {
+			return ctx, Unauthenticated("invalid credentials", `error="invalid_token"`)
+		}
 		p, err = a.tokens.VerifyToken(ctx, value)
 	case kindAPIKey:
 		p, err = a.keys.VerifyAPIKey(ctx, value)
 	case kindCookie:
-		if cerr := a.checkCrossSite(call.Header); cerr != nil {
+		if cerr := a.checkCrossSite(h); cerr != nil {
 			return ctx, cerr
 		}
 		p, err = a.sessions.VerifySession(ctx, value)
@@ -160,19 +247,27 @@ func (a *authenticator) check(ctx context.Context, call callcheck.Call) (context
 	switch {
 	case errors.Is(err, ErrExpired):
 		return ctx, Unauthenticated("credentials expired", `error="invalid_token", error_description="expired"`)
-	case err != nil || p == nil:
+	case errors.Is(err, ErrInvalid), err == nil && p == nil:
 		return ctx, Unauthenticated("invalid credentials", `error="invalid_token"`)
+	case err != nil:
+		return ctx, a.internal(ctx, procedure, err)
 	}
 	if o, ok := ctx.Value(observedKey{}).(*Observed); ok {
 		o.p = p
 	}
-	return context.WithValue(ctx, principalKey{}, p), nil
+	return NewContext(ctx, p), nil
+}
+
+// internal logs a verifier's own failure and returns the generic refusal.
+func (a *Interceptor) internal(ctx context.Context, procedure string, err error) error {
+	a.log.ErrorContext(ctx, "credential check failed", "procedure", procedure, "request_id", requestid.From(ctx), "error", err)
+	return requestid.InternalError(ctx)
 }
 
 // credential finds the one credential of a call. Two credentials, even
 // of different kinds or naming the same user, are refused: merging them
 // would let one vouch for the other.
-func (a *authenticator) credential(h http.Header) (credentialKind, string, error) {
+func (a *Interceptor) credential(h http.Header) (credentialKind, string, error) {
 	var (
 		kind  credentialKind
 		value string
@@ -248,7 +343,7 @@ func (a *authenticator) credential(h http.Header) (credentialKind, string, error
 //     (Sec-Fetch-Site) from an origin not in the allow-list;
 //   - without Sec-Fetch-Site (older browsers), any Origin not in the
 //     allow-list.
-func (a *authenticator) checkCrossSite(h http.Header) error {
+func (a *Interceptor) checkCrossSite(h http.Header) error {
 	mediaType, _, _ := strings.Cut(h.Get("Content-Type"), ";")
 	switch strings.ToLower(strings.TrimSpace(mediaType)) {
 	case "text/plain", "application/x-www-form-urlencoded", "multipart/form-data":
@@ -274,17 +369,45 @@ func crossSite(msg string) *connect.Error {
 	return connect.NewError(connect.CodePermissionDenied, errors.New(msg))
 }
 
+// challengeHeader carries the RFC 6750 challenge.
+const challengeHeader = "WWW-Authenticate"
+
 // Unauthenticated is the refusal for a missing or bad credential: code
-// unauthenticated, message msg, and an RFC 6750 challenge with params (such
-// as `error="invalid_token"`; "" for none) in WWW-Authenticate. Services
-// that check credentials themselves (login, refresh) answer with it too.
+// unauthenticated, message msg, and an RFC 6750 Bearer challenge with
+// params (such as `error="invalid_token"`; "" for none). Services that
+// check credentials themselves (login, refresh) answer with it too; the
+// Interceptor adds the realm to the challenge, or removes it where the
+// protocol forbids it.
 func Unauthenticated(msg, params string) *connect.Error {
 	err := connect.NewError(connect.CodeUnauthenticated, errors.New(msg))
-	challenge := `Bearer realm="guard"`
-	if params != "" {
-		challenge += ", " + params
+	err.Meta().Set(challengeHeader, strings.TrimSpace("Bearer "+params))
+	return err
+}
+
+// challenge finishes the challenge of an unauthenticated err for protocol:
+// on Connect, `Bearer realm="<realm>", <params>`; on gRPC and gRPC-Web
+// none, since there it would travel as a trailer, where HTTP forbids it.
+func (a *Interceptor) challenge(err error, protocol string) error {
+	var ce *connect.Error
+	if err == nil || !errors.As(err, &ce) || ce.Code() != connect.CodeUnauthenticated {
+		return err
 	}
-	err.Meta().Set("WWW-Authenticate", challenge)
+	v := ce.Meta().Get(challengeHeader)
+	if v == "" {
+		return err
+	}
+	if protocol != connect.ProtocolConnect {
+		ce.Meta().Del(challengeHeader)
+		return err
+	}
+	if a.realm != "" && !strings.Contains(v, "realm=") {
+		params := strings.TrimSpace(strings.TrimPrefix(v, "Bearer"))
+		v = `Bearer realm="` + a.realm + `"`
+		if params != "" {
+			v += ", " + params
+		}
+		ce.Meta().Set(challengeHeader, v)
+	}
 	return err
 }
 

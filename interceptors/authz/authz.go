@@ -26,7 +26,7 @@ func NewInterceptor(table *policy.Table) *Interceptor {
 	return &Interceptor{callcheck.New(func(ctx context.Context, call callcheck.Call) (context.Context, error) {
 		rule, ok := table.Lookup(call.Spec.Procedure)
 		if !ok {
-			return ctx, callcheck.ErrNoPolicy()
+			return ctx, policy.ErrNoPolicy()
 		}
 		return ctx, Check(ctx, rule)
 	})}

@@ -10,12 +10,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"connectrpc.com/connect"
 	policyv1 "github.com/connectguard/guard/gen/guard/policy/v1"
 	"github.com/connectguard/guard/interceptors/authn"
-	"github.com/connectguard/guard/interceptors/internal/callcheck"
 	"github.com/connectguard/guard/interceptors/policy"
+	"github.com/connectguard/guard/interceptors/requestid"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -25,9 +26,10 @@ var ErrNotFound = errors.New("resource not found")
 // Resolver tells the access a principal has on one resource of its kind:
 // ACCESS_UNSPECIFIED for none. It may also return the resource it loaded
 // to decide (or nil): the handler then finds it with Resource instead of
-// reading it a second time. Errors other than ErrNotFound should be
-// *connect.Error values safe to show the caller; any other error becomes a
-// generic internal error.
+// reading it a second time. An error matching ErrNotFound answers
+// not_found; a *connect.Error is passed to the caller as it is (it must be
+// safe to show); any other error is the resolver's own failure, logged
+// with the request id and answered with a generic internal error.
 type Resolver interface {
 	Access(ctx context.Context, id string, p *authn.Principal) (policyv1.Access, any, error)
 }
@@ -46,17 +48,22 @@ func Resource[T any](ctx context.Context) (T, bool) {
 type Interceptor struct {
 	table     *policy.Table
 	resolvers map[string]Resolver
+	log       *slog.Logger
 }
 
 // NewInterceptor returns an Interceptor for table, with a resolver per
 // resource kind. It fails when the table names a kind without a resolver.
-func NewInterceptor(table *policy.Table, resolvers map[string]Resolver) (*Interceptor, error) {
+func NewInterceptor(table *policy.Table, resolvers map[string]Resolver, opts ...Option) (*Interceptor, error) {
 	for _, kind := range table.Resources() {
 		if resolvers[kind] == nil {
 			return nil, fmt.Errorf("ownership: no resolver for resource kind %q", kind)
 		}
 	}
-	return &Interceptor{table: table, resolvers: resolvers}, nil
+	i := &Interceptor{table: table, resolvers: resolvers, log: slog.Default()}
+	for _, o := range opts {
+		o.apply(i)
+	}
+	return i, nil
 }
 
 // WrapUnary implements connect.Interceptor.
@@ -108,7 +115,7 @@ func (s *stream) Receive(msg any) error {
 func (i *Interceptor) check(ctx context.Context, procedure string, msg any) (any, error) {
 	rule, ok := i.table.Lookup(procedure)
 	if !ok {
-		return nil, callcheck.ErrNoPolicy()
+		return nil, policy.ErrNoPolicy()
 	}
 	own := rule.Ownership
 	if own == nil {
@@ -138,7 +145,9 @@ func (i *Interceptor) check(ctx context.Context, procedure string, msg any) (any
 		if ce := new(connect.Error); errors.As(err, &ce) {
 			return nil, ce
 		}
-		return nil, connect.NewError(connect.CodeInternal, errors.New("internal error"))
+		i.log.ErrorContext(ctx, "ownership check failed", "procedure", procedure, "resource", own.Resource,
+			"request_id", requestid.From(ctx), "error", err)
+		return nil, requestid.InternalError(ctx)
 	case have == policyv1.Access_ACCESS_UNSPECIFIED:
 		return nil, notFound
 	case have < own.Access:

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"connectrpc.com/connect"
 	policyv1 "github.com/connectguard/guard/gen/guard/policy/v1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -67,6 +68,14 @@ type RateLimit struct {
 	Window   time.Duration
 	Key      policyv1.RateLimitKey
 }
+
+// ErrNoPolicy is the refusal for a procedure the table does not know: a
+// call the table cannot vouch for is denied.
+func ErrNoPolicy() *connect.Error {
+	return connect.NewError(connect.CodePermissionDenied, errNoPolicy)
+}
+
+var errNoPolicy = errors.New("no access policy for this procedure")
 
 // Table maps procedures to rules.
 type Table struct {

@@ -32,7 +32,7 @@ func NewInterceptor(table *policy.Table, l *Limiter) *Interceptor {
 	return &Interceptor{callcheck.New(func(ctx context.Context, call callcheck.Call) (context.Context, error) {
 		rule, ok := table.Lookup(call.Spec.Procedure)
 		if !ok {
-			return ctx, callcheck.ErrNoPolicy()
+			return ctx, policy.ErrNoPolicy()
 		}
 		rl := rule.RateLimit
 		if rl == nil {

@@ -1,13 +1,18 @@
 // Package recovery turns a panic in a handler or an inner interceptor into
 // an internal error that names the request id and nothing else; the panic
-// value and stack go to the log only.
+// value and stack go to the log only. A panic with http.ErrAbortHandler,
+// the way a handler aborts a response on purpose, is let through, as
+// connect-go's own WithRecover does.
+//
+// Place it inside the interceptors that record calls (access log, audit),
+// so that they see a panicking call as the internal error it becomes.
 package recovery
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"runtime/debug"
 
 	"connectrpc.com/connect"
@@ -54,12 +59,11 @@ func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) co
 }
 
 func (i *Interceptor) internal(ctx context.Context, procedure string, r any) error {
-	id := requestid.From(ctx)
-	i.log.ErrorContext(ctx, "panic in handler",
-		"procedure", procedure, "request_id", id,
-		"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-	if id == "" {
-		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+	if r == http.ErrAbortHandler { //nolint:errorlint // the sentinel is panicked as is
+		panic(r)
 	}
-	return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error (request id %s)", id))
+	i.log.ErrorContext(ctx, "panic in handler",
+		"procedure", procedure, "request_id", requestid.From(ctx),
+		"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	return requestid.InternalError(ctx)
 }

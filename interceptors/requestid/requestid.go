@@ -10,7 +10,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
+	"fmt"
 	"net/http"
+
+	"connectrpc.com/connect"
 )
 
 // Header is the response header carrying the id.
@@ -40,4 +44,14 @@ func New() string {
 	var b [10]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
 	return encoding.EncodeToString(b[:])
+}
+
+// InternalError is the answer to a failure of the server's own, safe to
+// show a stranger: code internal and a message naming only the request id
+// of ctx, under which the caller logs the detail.
+func InternalError(ctx context.Context) *connect.Error {
+	if id := From(ctx); id != "" {
+		return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error (request id %s)", id))
+	}
+	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
 }

@@ -37,10 +37,6 @@ func Internal(ctx context.Context, log *slog.Logger, err error) *connect.Error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded"))
 	}
-	id := requestid.From(ctx)
-	log.ErrorContext(ctx, "internal error", "request_id", id, "error", err)
-	if id == "" {
-		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
-	}
-	return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error (request id %s)", id))
+	log.ErrorContext(ctx, "internal error", "request_id", requestid.From(ctx), "error", err)
+	return requestid.InternalError(ctx)
 }

@@ -63,7 +63,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	for _, s := range services {
 		bare.Handle(s.mount())
 	}
-	authnOnly := func(v credentials) http.Handler {
+	authnOnly := func(v *auth.Service) http.Handler {
 		descs := make([]protoreflect.ServiceDescriptor, len(services))
 		for i, s := range services {
 			descs[i] = s.desc

@@ -46,7 +46,7 @@ func TestRefusesMethodWithoutPolicy(t *testing.T) {
 		mounted = true
 		return "/leaky.v1.LeakyService/", http.NotFoundHandler()
 	}}
-	_, err = mount(cfg, []service{leaky}, chainDeps{})
+	_, err = mount(cfg, []service{leaky}, deps{})
 	if err == nil {
 		t.Fatal("got a handler, want an error")
 	}

@@ -18,9 +18,9 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	connectcors "connectrpc.com/cors"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
+	"github.com/connectguard/guard"
 	adminv1 "github.com/connectguard/guard/gen/guard/admin/v1"
 	"github.com/connectguard/guard/gen/guard/admin/v1/adminv1connect"
 	authv1 "github.com/connectguard/guard/gen/guard/auth/v1"
@@ -28,13 +28,7 @@ import (
 	notesv1 "github.com/connectguard/guard/gen/guard/notes/v1"
 	"github.com/connectguard/guard/gen/guard/notes/v1/notesv1connect"
 	"github.com/connectguard/guard/interceptors/audit"
-	"github.com/connectguard/guard/interceptors/clientip"
-	"github.com/connectguard/guard/interceptors/ownership"
 	"github.com/connectguard/guard/interceptors/policy"
-	"github.com/connectguard/guard/interceptors/ratelimit"
-	"github.com/connectguard/guard/interceptors/requestid"
-	"github.com/connectguard/guard/interceptors/safewire"
-	"github.com/connectguard/guard/interceptors/secureheaders"
 	"github.com/connectguard/guard/internal/config"
 	"github.com/connectguard/guard/internal/lockout"
 	"github.com/connectguard/guard/internal/pagetoken"
@@ -44,7 +38,6 @@ import (
 	"github.com/connectguard/guard/service/auth"
 	"github.com/connectguard/guard/service/notes"
 	"github.com/connectguard/guard/store"
-	"github.com/rs/cors"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -212,31 +205,41 @@ func newTable(services []protoreflect.ServiceDescriptor) (*policy.Table, error) 
 	return policy.NewTable(services, policy.WithRoles(Roles...), policy.WithScopes(Scopes...))
 }
 
-// newServices builds the services and what the interceptor chain needs.
-func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *password.Hasher, log *slog.Logger) ([]service, chainDeps, error) {
+// deps are what the security layer needs from the services.
+type deps struct {
+	log  *slog.Logger
+	auth *auth.Service // verifies every kind of credential
+	jwks http.Handler  // public signing keys; nil serves none
+	// audit stores audit events; resolvers check ownership per kind.
+	audit     guard.AuditRecorder
+	resolvers map[string]guard.Resolver
+}
+
+// newServices builds the services and what the security layer needs.
+func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *password.Hasher, log *slog.Logger) ([]service, deps, error) {
 	keys, err := auth.LoadKeys(ctx, db)
 	if err != nil {
-		return nil, chainDeps{}, err
+		return nil, deps{}, err
 	}
 	tokens := token.New(keys, cfg.Issuer, cfg.Audience, token.WithTTL(cfg.AccessTokenTTL))
 	pageKey, err := db.Secret(ctx, "pagetoken", 32)
 	if err != nil {
-		return nil, chainDeps{}, fmt.Errorf("load page token key: %w", err)
+		return nil, deps{}, fmt.Errorf("load page token key: %w", err)
 	}
 	pages, err := pagetoken.New(pageKey)
 	if err != nil {
-		return nil, chainDeps{}, err
+		return nil, deps{}, err
 	}
 
 	lockoutPolicy := func(failures int) lockout.Policy {
 		return lockout.Policy{MaxFailures: failures, Window: cfg.LockoutWindow, Lockout: cfg.LockoutDuration, MaxLockout: cfg.LockoutMax}
 	}
-	guard := lockout.New(lockout.Policies{
+	lockouts := lockout.New(lockout.Policies{
 		AccountIP: lockoutPolicy(cfg.LockoutFailures),
 		Account:   lockoutPolicy(cfg.AccountLockoutFailures),
 		IP:        lockoutPolicy(cfg.IPLockoutFailures),
 	})
-	authSvc := auth.New(db, hasher, tokens, keys, guard, log,
+	authSvc := auth.New(db, hasher, tokens, keys, lockouts, log,
 		auth.WithSessionTTL(cfg.SessionTTL), auth.WithIdleTimeout(cfg.IdleTimeout), auth.WithTokenTTL(cfg.AccessTokenTTL))
 	notesSvc := notes.New(db, pages, log)
 	impl := implementations{
@@ -250,50 +253,56 @@ func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *p
 			return a.handler(impl, o...)
 		}})
 	}
-	return services, chainDeps{
-		log:         log,
-		auth:        authSvc,
-		jwks:        authSvc.JWKSHandler(),
-		corsOrigins: cfg.CORSOrigins,
-		limiter:     ratelimit.NewLimiter(),
-		audit:       auditStore{db},
-		resolvers:   map[string]ownership.Resolver{"note": notesSvc},
+	return services, deps{
+		log:       log,
+		auth:      authSvc,
+		jwks:      authSvc.JWKSHandler(),
+		audit:     auditStore{db},
+		resolvers: map[string]guard.Resolver{"note": notesSvc},
 	}, nil
 }
 
-// mount builds the policy table from exactly the services mounted, so no
-// mounted method can lack a policy, and wraps the mux in the HTTP layer.
-func mount(cfg config.Config, services []service, d chainDeps) (http.Handler, error) {
+// mount builds the security layer from exactly the services mounted, so
+// no mounted method can lack a policy, and wraps the mux in its HTTP layer.
+func mount(cfg config.Config, services []service, d deps) (http.Handler, error) {
 	descs := make([]protoreflect.ServiceDescriptor, len(services))
 	names := make([]string, len(services))
 	for i, s := range services {
 		descs[i], names[i] = s.desc, string(s.desc.FullName())
 	}
-	table, err := newTable(descs)
+	opts := []guard.Option{
+		guard.WithRoles(Roles...), guard.WithScopes(Scopes...),
+		guard.WithLogger(d.log), guard.WithRealm("guard"),
+		guard.WithMaxBodyBytes(cfg.MaxBodyBytes),
+		guard.WithIPRateLimit(cfg.IPRateLimit, cfg.IPRateWindow),
+		guard.WithTrustedProxies(cfg.TrustedProxies),
+		guard.WithCORSOrigins(cfg.CORSOrigins),
+	}
+	if d.auth != nil {
+		opts = append(opts, guard.WithTokens(d.auth),
+			guard.WithAPIKeys(auth.APIKeyPrefix, d.auth),
+			guard.WithSessionCookie(auth.CookieName, d.auth))
+	}
+	if d.audit != nil {
+		opts = append(opts, guard.WithAuditRecorder(d.audit))
+	}
+	for kind, r := range d.resolvers {
+		opts = append(opts, guard.WithResolver(kind, r))
+	}
+	g, err := guard.New(descs, opts...)
 	if err != nil {
 		return nil, err
-	}
-	d.table = table
-	interceptors, err := chain(d)
-	if err != nil {
-		return nil, err
-	}
-	codecs := safewire.Codecs(d.log) // decode failures: a generic message
-	opts := []connect.HandlerOption{
-		connect.WithInterceptors(interceptors...),
-		connect.WithReadMaxBytes(cfg.MaxBodyBytes),
-		codecs,
 	}
 	mux := http.NewServeMux()
 	for _, s := range services {
-		mux.Handle(s.mount(opts...))
+		mux.Handle(s.mount(g.HandlerOptions()...))
 	}
 	if d.jwks != nil {
 		mux.Handle("GET /.well-known/jwks.json", d.jwks)
 	}
 	// Health and reflection are public by nature and carry no policy; they
 	// still sit behind the HTTP layer (per-IP limit, body limit).
-	plain := connect.WithHandlerOptions(connect.WithReadMaxBytes(cfg.MaxBodyBytes), codecs)
+	plain := connect.WithHandlerOptions(g.PlainHandlerOptions()...)
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...), plain))
 	if cfg.Reflection {
 		reflector := grpcreflect.NewStaticReflector(append(names, grpchealth.HealthV1ServiceName,
@@ -301,33 +310,7 @@ func mount(cfg config.Config, services []service, d chainDeps) (http.Handler, er
 		mux.Handle(grpcreflect.NewHandlerV1(reflector, plain))
 		mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, plain))
 	}
-	return httpLayer(cfg, d.limiter, d.log, mux), nil
-}
-
-// hstsMaxAge is the Strict-Transport-Security max-age sent over TLS.
-const hstsMaxAge = 365 * 24 * time.Hour
-
-// httpLayer wraps h in the HTTP steps, outermost first: request id (so
-// every response, refusals included, carries one), security headers (on
-// every response, refusals included), CORS (preflights are answered here
-// and never authenticated), client IP, per-IP rate limit, and safewire
-// (malformed timeout headers and unreadable bodies become safe errors
-// before connect-go sees them).
-func httpLayer(cfg config.Config, limiter *ratelimit.Limiter, log *slog.Logger, h http.Handler) http.Handler {
-	h = safewire.Middleware(log, h)
-	h = ratelimit.Middleware(limiter, cfg.IPRateLimit, cfg.IPRateWindow, log, h)
-	h = clientip.NewResolver(cfg.TrustedProxies).Middleware(h)
-	if len(cfg.CORSOrigins) > 0 { // rs/cors treats an empty list as "*"
-		h = cors.New(cors.Options{
-			AllowedOrigins:   cfg.CORSOrigins,
-			AllowedMethods:   connectcors.AllowedMethods(),
-			AllowedHeaders:   append(connectcors.AllowedHeaders(), "Authorization", "X-API-Key"),
-			ExposedHeaders:   append(connectcors.ExposedHeaders(), requestid.Header, "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "WWW-Authenticate"),
-			AllowCredentials: true,
-			MaxAge:           7200,
-		}).Handler(h)
-	}
-	return requestid.Middleware(secureheaders.Middleware(hstsMaxAge, h))
+	return g.Handler(mux), nil
 }
 
 // auditStore records audit events in the database.

@@ -134,7 +134,7 @@ func (s *Service) VerifyToken(ctx context.Context, tok string) (*authn.Principal
 	case errors.Is(err, token.ErrExpired):
 		return nil, authn.ErrExpired
 	case err != nil:
-		return nil, err
+		return nil, authn.ErrInvalid
 	}
 	st, err := s.sessionState(ctx, c.SessionID)
 	if err != nil {
@@ -144,7 +144,7 @@ func (s *Service) VerifyToken(ctx context.Context, tok string) (*authn.Principal
 		return nil, err
 	}
 	if st.userID != c.Subject {
-		return nil, errInvalid
+		return nil, authn.ErrInvalid
 	}
 	return &authn.Principal{UserID: st.userID, Roles: st.roles, Method: authn.MethodAccessToken, SessionID: st.sessionID}, nil
 }
@@ -199,7 +199,7 @@ const (
 func (s *Service) VerifyAPIKey(ctx context.Context, key string) (*authn.Principal, error) {
 	id, secret, ok := parseAPIKey(key)
 	if !ok {
-		return nil, errInvalid
+		return nil, authn.ErrInvalid
 	}
 	sum := sha256.Sum256([]byte(secret))
 	cacheKey := "k|" + id + "|" + string(sum[:])
@@ -268,13 +268,11 @@ func parseRefreshToken(s string) (ok bool) {
 	return err == nil && len(b) == 32
 }
 
-var errInvalid = errors.New("invalid credential")
-
 // usable refuses revoked, expired and disabled credentials.
 func (s *Service) usable(st credState) error {
 	switch {
 	case !st.found, st.revoked, st.disabled:
-		return errInvalid
+		return authn.ErrInvalid
 	case !st.expire.IsZero() && !s.now().Before(st.expire):
 		return authn.ErrExpired
 	}

@@ -5,7 +5,6 @@ package callcheck
 
 import (
 	"context"
-	"errors"
 	"net/http"
 
 	"connectrpc.com/connect"
@@ -61,10 +60,3 @@ func (i Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) con
 		return next(ctx, conn)
 	}
 }
-
-// ErrNoPolicy is the refusal for a procedure the policy table does not know.
-func ErrNoPolicy() *connect.Error {
-	return connect.NewError(connect.CodePermissionDenied, errNoPolicy)
-}
-
-var errNoPolicy = errors.New("no access policy for this procedure")

@@ -5,6 +5,8 @@ package outcome
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 
 	"connectrpc.com/connect"
 )
@@ -35,4 +37,34 @@ func String(err error) string {
 		return c.String()
 	}
 	return "ok"
+}
+
+// ErrAborted stands for a call whose handler aborted the response: a panic
+// with http.ErrAbortHandler, which recovery lets through.
+var ErrAborted = connect.NewError(connect.CodeAborted, http.ErrAbortHandler)
+
+// OnAbort, deferred, runs record if the call is panicking with
+// http.ErrAbortHandler, then lets the panic go on. Other panics never get
+// here when recovery sits inside the recording interceptor.
+func OnAbort(record func()) {
+	if r := recover(); r != nil {
+		if r == http.ErrAbortHandler { //nolint:errorlint // the sentinel is panicked as is
+			record()
+		}
+		panic(r)
+	}
+}
+
+// Protocol names the RPC protocol of an HTTP request the way
+// connect.Peer.Protocol does, for the few places that see a call before
+// connect-go does (the HTTP layer).
+func Protocol(r *http.Request) string {
+	ct := r.Header.Get("Content-Type")
+	switch {
+	case strings.HasPrefix(ct, "application/grpc-web"):
+		return connect.ProtocolGRPCWeb
+	case strings.HasPrefix(ct, "application/grpc"):
+		return connect.ProtocolGRPC
+	}
+	return connect.ProtocolConnect
 }
