@@ -218,3 +218,39 @@ func TestCleartextBeyondLoopback(t *testing.T) {
 		}
 	})
 }
+
+// TestChallengeOnlyWhereLegal: unauthenticated answers carry
+// WWW-Authenticate on Connect, with the realm, and never on gRPC or
+// gRPC-Web, where it would be a trailer (which HTTP forbids, and which
+// made the HTTP/2 server log a warning per call).
+func TestChallengeOnlyWhereLegal(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t)
+	ctx := context.Background()
+	for _, p := range protocols {
+		anon := srv.Client(p, "")
+		_, errWho := anon.Auth.WhoAmI(ctx, connect.NewRequest(&authv1.WhoAmIRequest{}))
+		_, errLogin := anon.Auth.Login(ctx, connect.NewRequest(&authv1.LoginRequest{Email: "nobody@example.com", Password: "not a password 1"}))
+		_, errBad := srv.Client(p, "garbage").Auth.WhoAmI(ctx, connect.NewRequest(&authv1.WhoAmIRequest{}))
+		for name, err := range map[string]error{"no_credential": errWho, "failed_login": errLogin, "bad_token": errBad} {
+			var ce *connect.Error
+			if !errors.As(err, &ce) || ce.Code() != connect.CodeUnauthenticated {
+				t.Fatalf("%s %s: got %v, want unauthenticated", p, name, err)
+			}
+			got := ce.Meta().Get("WWW-Authenticate")
+			switch p {
+			case goclient.Connect, goclient.ConnectJSON:
+				if !strings.HasPrefix(got, `Bearer realm="guard"`) {
+					t.Errorf("%s %s: got WWW-Authenticate %q, want a Bearer challenge with the realm", p, name, got)
+				}
+			default:
+				if got != "" {
+					t.Errorf("%s %s: got WWW-Authenticate %q in the metadata, want none", p, name, got)
+				}
+			}
+		}
+	}
+	if logs := srv.Logs(); strings.Contains(strings.ToLower(logs), "trailer") {
+		t.Errorf("the server logged about trailers:\n%s", logs)
+	}
+}
