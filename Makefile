@@ -124,3 +124,49 @@ browser-deps: /usr/bin/chromium $(BROWSER)/node_modules ## Chromium (Debian pack
 $(BROWSER)/node_modules: $(BROWSER)/package.json $(BROWSER)/package-lock.json
 	cd $(BROWSER) && npm ci --no-audit --no-fund
 	touch $@
+
+# examples/adopt is a separate Go module that adopts Guard the way another
+# service would: its own go.mod, proto and committed gen/. Its checks hang
+# off the usual verbs (go-test, vet, lint, generate, check-generated) from
+# here, so the verbs' own rules stay as they are.
+ADOPT := examples/adopt
+# buf runs inside the example, on its buf.yaml and buf.gen.yaml; the plugins
+# are the tool lines of this repository's go.mod (see its buf.gen.yaml).
+ADOPT_BUF := $(GO) -C $(ADOPT) tool -modfile=$(CURDIR)/tools/go.mod buf
+# The example compiles against a copy of Guard's policy options, which
+# must stay identical to the original.
+POLICY_PROTO := proto/guard/policy/v1/policy.proto
+
+go-test: adopt-test
+vet: adopt-vet
+lint: adopt-lint
+generate: adopt-generate
+check-generated: adopt-check-generated
+
+.PHONY: adopt-test
+adopt-test: ## the example's tests (examples/adopt); part of go-test
+	$(GO) -C $(ADOPT) test -race -count=1 ./...
+
+.PHONY: adopt-vet
+adopt-vet:
+	$(GO) -C $(ADOPT) vet ./...
+
+.PHONY: adopt-lint
+adopt-lint:
+	$(ADOPT_BUF) lint
+	$(GO) -C $(ADOPT) tool -modfile=$(CURDIR)/tools/lint/go.mod golangci-lint run ./...
+
+.PHONY: adopt-generate
+adopt-generate: ## refresh the example's copy of policy.proto and regenerate its gen/; part of generate
+	cp $(POLICY_PROTO) $(ADOPT)/proto/guard/policy/v1/policy.proto
+	$(ADOPT_BUF) lint
+	$(ADOPT_BUF) generate
+
+.PHONY: adopt-check-generated
+adopt-check-generated:
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(ADOPT_BUF) generate -o "$$tmp"; \
+	stale=0; \
+	diff -r -q $(ADOPT)/gen "$$tmp/gen" || stale=1; \
+	diff -q $(POLICY_PROTO) $(ADOPT)/proto/guard/policy/v1/policy.proto || stale=1; \
+	if [ $$stale = 1 ]; then echo "examples/adopt: generated files or the copy of policy.proto are stale: run make generate and commit the result"; exit 1; fi
