@@ -282,3 +282,13 @@ func BenchmarkAnonymousFlood(b *testing.B) {
 		})
 	}
 }
+
+// TestNewNilService: a misspelt service name gives a nil descriptor; New
+// says so instead of panicking.
+func TestNewNilService(t *testing.T) {
+	t.Parallel()
+	missing := notesv1.File_guard_notes_v1_notes_proto.Services().ByName("NotesService") // sic
+	if _, err := guard.New([]protoreflect.ServiceDescriptor{missing}); err == nil || !strings.Contains(err.Error(), "is nil") {
+		t.Errorf("New(nil service) error = %v, want one saying the descriptor is nil", err)
+	}
+}

@@ -68,14 +68,14 @@ func WithTokens(v TokenVerifier) Option {
 // WithAPIKeys accepts API keys that start with prefix, as a bearer token or
 // in X-API-Key (never in the URL), checked by v. By default API keys are
 // not accepted.
-func WithAPIKeys(prefix string, v authn.APIKeyVerifier) Option {
+func WithAPIKeys(prefix string, v APIKeyVerifier) Option {
 	return optionFunc(func(c *config) { c.keyPrefix, c.keys = prefix, v })
 }
 
 // WithSessionCookie accepts the session cookie named name, checked by v,
 // with a CSRF defence: cookie calls from other sites are refused unless
 // their origin is in WithCORSOrigins. By default cookies are ignored.
-func WithSessionCookie(name string, v authn.SessionVerifier) Option {
+func WithSessionCookie(name string, v SessionVerifier) Option {
 	return optionFunc(func(c *config) { c.cookieName, c.sessions = name, v })
 }
 

@@ -16,6 +16,12 @@ type (
 	Principal = authn.Principal
 	// TokenVerifier checks bearer tokens.
 	TokenVerifier = authn.TokenVerifier
+	// APIKeyVerifier checks API keys (WithAPIKeys).
+	APIKeyVerifier = authn.APIKeyVerifier
+	// SessionVerifier checks session cookies (WithSessionCookie).
+	SessionVerifier = authn.SessionVerifier
+	// Method says how a Principal authenticated.
+	Method = authn.Method
 	// Resolver tells the access a caller has on a resource.
 	Resolver = ownership.Resolver
 	// Access is an access level of an ownership policy.
@@ -52,3 +58,8 @@ func PrincipalFrom(ctx context.Context) (*Principal, bool) { return authn.Princi
 // NewContext returns ctx with p as the authenticated caller, for tests of
 // handlers that then need no credential.
 func NewContext(ctx context.Context, p *Principal) context.Context { return authn.NewContext(ctx, p) }
+
+// Resource returns the resource the ownership check of a unary call
+// loaded (the second result of a Resolver), if it is of type T, so the
+// handler need not read it again.
+func Resource[T any](ctx context.Context) (T, bool) { return ownership.Resource[T](ctx) }

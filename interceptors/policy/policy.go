@@ -95,11 +95,16 @@ func NewTable(services []protoreflect.ServiceDescriptor, opts ...Option) (*Table
 	}
 	t := &Table{rules: make(map[string]*Rule)}
 	var errs []error
-	for _, sd := range services {
+	for i, sd := range services {
+		if sd == nil {
+			// A misspelt name in Services().ByName gives nil.
+			errs = append(errs, fmt.Errorf("service %d of %d is nil: look its descriptor up again", i+1, len(services)))
+			continue
+		}
 		def, _ := proto.GetExtension(sd.Options(), policyv1.E_Service).(*policyv1.Policy)
 		methods := sd.Methods()
-		for i := range methods.Len() {
-			md := methods.Get(i)
+		for j := range methods.Len() {
+			md := methods.Get(j)
 			p, _ := proto.GetExtension(md.Options(), policyv1.E_Method).(*policyv1.Policy)
 			if p == nil {
 				p = def
