@@ -8,6 +8,10 @@ GO ?= go
 BUF := $(GO) tool -modfile=tools/go.mod buf
 GOLANGCI_LINT := $(GO) tool -modfile=tools/lint/go.mod golangci-lint
 TS := clients/ts
+# The interceptors' test service: its own template (Go only), so that it
+# stays out of gen/ and the TypeScript clients.
+TESTSERVICE_TEMPLATE := buf.gen.testservice.yaml
+TESTSERVICE_GEN := interceptors/internal/testservice/gen
 BROWSER := testdata/browser
 # How long `make fuzz` runs each fuzz target.
 FUZZTIME ?= 30s
@@ -52,9 +56,10 @@ buf-lint: third_party
 # policies of the Go just generated. It goes through a temporary file so a
 # failing run leaves the committed one intact.
 .PHONY: generate
-generate: third_party $(TS)/node_modules ## regenerate gen/ (Go), clients/ts/gen (TypeScript) and docs/policy.md from proto/
+generate: third_party $(TS)/node_modules ## regenerate gen/ (Go), clients/ts/gen (TypeScript), the interceptors' test service and docs/policy.md from the protos
 	$(BUF) lint
 	$(BUF) generate
+	$(BUF) generate --template $(TESTSERVICE_TEMPLATE)
 	$(GO) run ./cmd/server policy > docs/policy.md.tmp || { rm -f docs/policy.md.tmp; exit 1; }
 	mv docs/policy.md.tmp docs/policy.md
 
@@ -64,9 +69,10 @@ generate: third_party $(TS)/node_modules ## regenerate gen/ (Go), clients/ts/gen
 check-generated: third_party $(TS)/node_modules ## fail if regeneration would change anything
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	$(BUF) generate -o "$$tmp"; \
+	$(BUF) generate --template $(TESTSERVICE_TEMPLATE) -o "$$tmp"; \
 	$(GO) run ./cmd/server policy > "$$tmp/policy.md"; \
 	stale=0; \
-	for d in gen $(TS)/gen; do diff -r -q "$$d" "$$tmp/$$d" || stale=1; done; \
+	for d in gen $(TS)/gen $(TESTSERVICE_GEN); do diff -r -q "$$d" "$$tmp/$$d" || stale=1; done; \
 	diff -q docs/policy.md "$$tmp/policy.md" || stale=1; \
 	if [ $$stale = 1 ]; then echo "generated files are stale: run make generate and commit the result"; exit 1; fi
 

@@ -11,7 +11,11 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/connectguard/guard/interceptors/authn"
 	"github.com/connectguard/guard/interceptors/clientip"
+	"github.com/connectguard/guard/interceptors/internal/testservice"
+	"github.com/connectguard/guard/interceptors/internal/testservice/gen/guard/testservice/v1/testservicev1connect"
+	"github.com/connectguard/guard/interceptors/policy"
 	"github.com/connectguard/guard/interceptors/ratelimit"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 )
@@ -232,5 +236,276 @@ func TestError_isConnectError(t *testing.T) {
 	}
 	if strings.Contains(ce.Message(), "\n") {
 		t.Errorf("Message() = %q, want one line", ce.Message())
+	}
+}
+
+var tokens = testservice.Tokens{
+	"alice": {UserID: "u-alice", Roles: []string{"reader"}},
+	"bob":   {UserID: "u-bob", Roles: []string{"reader"}},
+	"carol": {UserID: "u-carol", Roles: []string{"reader"}},
+}
+
+// limited serves the test service behind authn and the rate-limit
+// interceptor, spending a limiter on a fake clock.
+type limited struct {
+	srv   *testservice.Server
+	svc   *testservice.Service
+	clock *fakeClock
+}
+
+func startLimited(t *testing.T) *limited {
+	t.Helper()
+	table, err := testservice.Table()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &limited{svc: testservice.NewService(nil), clock: newFakeClock(t0)}
+	l.srv = testservice.Start(l.svc, connect.WithInterceptors(
+		authn.NewInterceptor(table, tokens),
+		ratelimit.NewInterceptor(table, newLimiter(l.clock))))
+	t.Cleanup(l.srv.Close)
+	return l
+}
+
+// call calls procedure as user (none when "") from the client address ip
+// over protocol, and returns the result and whether the handler ran.
+func (l *limited) call(t *testing.T, protocol, procedure, user, ip string) (testservice.Result, bool) {
+	t.Helper()
+	h := http.Header{"X-Forwarded-For": {ip}}
+	if user != "" {
+		h.Set("Authorization", "Bearer "+user)
+	}
+	before := len(l.svc.Reached())
+	res := testservice.Call(t.Context(), l.srv.Client(protocol), procedure, h, "a")
+	return res, len(l.svc.Reached()) > before
+}
+
+// checkRefusal checks a rate-limit refusal of a budget of limit calls:
+// resource_exhausted, nothing handled, Retry-After, RateLimit-* and a
+// google.rpc.RetryInfo detail that agree. It returns the Retry-After.
+func checkRefusal(t *testing.T, res testservice.Result, handled bool, limit int) time.Duration {
+	t.Helper()
+	if got, want := res.Code(), "resource_exhausted"; got != want {
+		t.Fatalf("code = %s (%v), want %s", got, res.Err, want)
+	}
+	if handled {
+		t.Errorf("handler reached by a refused call")
+	}
+	var ce *connect.Error
+	if !errors.As(res.Err, &ce) {
+		t.Fatalf("error %T is not a *connect.Error", res.Err)
+	}
+	var retry *errdetails.RetryInfo
+	for _, d := range ce.Details() {
+		if v, err := d.Value(); err == nil {
+			if ri, ok := v.(*errdetails.RetryInfo); ok {
+				retry = ri
+			}
+		}
+	}
+	if retry == nil {
+		t.Fatal("no google.rpc.RetryInfo detail")
+	}
+	delay := retry.GetRetryDelay().AsDuration()
+	if delay <= 0 || delay > 2*time.Minute {
+		t.Errorf("RetryInfo delay = %v, want within two windows", delay)
+	}
+	secs := strconv.Itoa(int(delay / time.Second))
+	for header, want := range map[string]string{
+		"Retry-After":         secs,
+		"RateLimit-Limit":     strconv.Itoa(limit),
+		"RateLimit-Remaining": "0",
+		"RateLimit-Reset":     secs,
+	} {
+		if got := res.Meta.Values(header); len(got) != 1 || got[0] != want {
+			t.Errorf("%s = %q, want %q", header, got, want)
+		}
+	}
+	if got, want := res.Message(), "rate limit exceeded: retry in "+secs+" s"; got != want {
+		t.Errorf("message = %q, want %q", got, want)
+	}
+	return delay
+}
+
+func checkAllowed(t *testing.T, what string, res testservice.Result, handled bool) {
+	t.Helper()
+	if res.Err != nil {
+		t.Fatalf("%s: error = %v, want none", what, res.Err)
+	}
+	if !handled {
+		t.Errorf("%s: handler not reached", what)
+	}
+}
+
+// TestInterceptor_perUser: a per-user budget is the user's wherever the
+// calls come from, and other users have their own; unary and server
+// streaming.
+func TestInterceptor_perUser(t *testing.T) {
+	t.Parallel()
+	for _, procedure := range []string{testservice.LimitedPerUser, testservice.ListItems} {
+		for _, protocol := range testservice.Protocols() {
+			t.Run(procedure[strings.LastIndex(procedure, "/")+1:]+"/"+protocol, func(t *testing.T) {
+				t.Parallel()
+				l := startLimited(t)
+				for i := range 2 {
+					res, handled := l.call(t, protocol, procedure, "alice", "192.0.2.1")
+					checkAllowed(t, "alice call "+strconv.Itoa(i+1), res, handled)
+				}
+				res, handled := l.call(t, protocol, procedure, "alice", "192.0.2.1")
+				retry := checkRefusal(t, res, handled, 2)
+				res, handled = l.call(t, protocol, procedure, "alice", "198.51.100.1")
+				checkRefusal(t, res, handled, 2)
+				res, handled = l.call(t, protocol, procedure, "bob", "192.0.2.1")
+				checkAllowed(t, "bob, same address", res, handled)
+				l.clock.Advance(retry)
+				res, handled = l.call(t, protocol, procedure, "alice", "192.0.2.1")
+				checkAllowed(t, "alice after Retry-After", res, handled)
+			})
+		}
+	}
+}
+
+// TestInterceptor_perIP: a per-IP budget is the client address's whoever
+// calls, with or without a credential; unary (public) and bidi.
+func TestInterceptor_perIP(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		procedure    string
+		first, other string // users
+	}{
+		{testservice.LimitedPerIP, "", ""},
+		{testservice.SyncItems, "alice", "bob"},
+	} {
+		for _, protocol := range testservice.Protocols() {
+			t.Run(tt.procedure[strings.LastIndex(tt.procedure, "/")+1:]+"/"+protocol, func(t *testing.T) {
+				t.Parallel()
+				l := startLimited(t)
+				for i := range 2 {
+					res, handled := l.call(t, protocol, tt.procedure, tt.first, "192.0.2.1")
+					checkAllowed(t, "call "+strconv.Itoa(i+1), res, handled)
+				}
+				res, handled := l.call(t, protocol, tt.procedure, tt.first, "192.0.2.1")
+				retry := checkRefusal(t, res, handled, 2)
+				res, handled = l.call(t, protocol, tt.procedure, tt.other, "192.0.2.1")
+				checkRefusal(t, res, handled, 2)
+				res, handled = l.call(t, protocol, tt.procedure, tt.first, "198.51.100.1")
+				checkAllowed(t, "other address", res, handled)
+				l.clock.Advance(retry)
+				res, handled = l.call(t, protocol, tt.procedure, tt.first, "192.0.2.1")
+				checkAllowed(t, "after Retry-After", res, handled)
+			})
+		}
+	}
+}
+
+// TestInterceptor_perUserAndIP: with both keys, a call must fit the user's
+// budget and the address's.
+func TestInterceptor_perUserAndIP(t *testing.T) {
+	t.Parallel()
+	for _, protocol := range testservice.Protocols() {
+		t.Run(protocol, func(t *testing.T) {
+			t.Parallel()
+			l := startLimited(t)
+			const procedure = testservice.LimitedPerUserAndIP
+			for i := range 2 {
+				res, handled := l.call(t, protocol, procedure, "alice", "192.0.2.1")
+				checkAllowed(t, "alice call "+strconv.Itoa(i+1), res, handled)
+			}
+			res, handled := l.call(t, protocol, procedure, "alice", "192.0.2.1")
+			checkRefusal(t, res, handled, 2)
+			// bob's budget is fresh, the address's is spent.
+			res, handled = l.call(t, protocol, procedure, "bob", "192.0.2.1")
+			checkRefusal(t, res, handled, 2)
+			// The address is fresh, alice's budget is spent.
+			res, handled = l.call(t, protocol, procedure, "alice", "198.51.100.1")
+			checkRefusal(t, res, handled, 2)
+			res, handled = l.call(t, protocol, procedure, "carol", "198.51.100.1")
+			checkAllowed(t, "carol, other address", res, handled)
+		})
+	}
+}
+
+// TestInterceptor_unlimited: methods without a rate_limit are not counted.
+func TestInterceptor_unlimited(t *testing.T) {
+	t.Parallel()
+	l := startLimited(t)
+	for i := range 5 {
+		res, handled := l.call(t, connect.ProtocolGRPC, testservice.GetItem, "alice", "192.0.2.1")
+		checkAllowed(t, "GetItem call "+strconv.Itoa(i+1), res, handled)
+	}
+}
+
+// TestInterceptor_failsClosed: without authn before it, a per-user limit
+// refuses the call as unauthenticated; a procedure missing from the table
+// is denied.
+func TestInterceptor_failsClosed(t *testing.T) {
+	t.Parallel()
+	table, err := testservice.Table()
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty, err := policy.NewTable(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		table     *policy.Table
+		procedure string
+		code, msg string
+	}{
+		{"per_user_without_principal_unary", table, testservice.LimitedPerUser, "unauthenticated", "authentication required"},
+		{"per_user_without_principal_server_stream", table, testservice.ListItems, "unauthenticated", "authentication required"},
+		{"no_policy_unary", empty, testservice.Ping, "permission_denied", "no access policy for this procedure"},
+		{"no_policy_server_stream", empty, testservice.ListItems, "permission_denied", "no access policy for this procedure"},
+		{"no_policy_bidi", empty, testservice.SyncItems, "permission_denied", "no access policy for this procedure"},
+	}
+	for _, tt := range tests {
+		for _, protocol := range []string{connect.ProtocolConnect, connect.ProtocolGRPC} {
+			t.Run(tt.name+"/"+protocol, func(t *testing.T) {
+				t.Parallel()
+				svc := testservice.NewService(nil)
+				srv := testservice.Start(svc, connect.WithInterceptors(ratelimit.NewInterceptor(tt.table, ratelimit.NewLimiter())))
+				t.Cleanup(srv.Close)
+				res := testservice.Call(t.Context(), srv.Client(protocol), tt.procedure, testservice.Bearer("alice"), "a")
+				if got := res.Code(); got != tt.code {
+					t.Fatalf("code = %s (%v), want %s", got, res.Err, tt.code)
+				}
+				if got := res.Message(); got != tt.msg {
+					t.Errorf("message = %q, want %q", got, tt.msg)
+				}
+				if got := svc.Reached(); len(got) > 0 {
+					t.Errorf("handler reached by %v, want nothing", got)
+				}
+			})
+		}
+	}
+}
+
+// TestInterceptor_peerAddress: without clientip.Middleware, a per-IP
+// budget is the direct peer's.
+func TestInterceptor_peerAddress(t *testing.T) {
+	t.Parallel()
+	table, err := testservice.Table()
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := testservice.NewService(nil)
+	srv := httptest.NewUnstartedServer(testservice.Handler(svc, connect.WithInterceptors(ratelimit.NewInterceptor(table, ratelimit.NewLimiter()))))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	client := testservicev1connect.NewTestServiceClient(srv.Client(), srv.URL, connect.WithGRPC())
+	var codes []string
+	for i := range 3 {
+		// A new X-Forwarded-For each time buys nothing: no proxy is trusted.
+		h := http.Header{"X-Forwarded-For": {"192.0.2." + strconv.Itoa(i+1)}}
+		codes = append(codes, testservice.Call(t.Context(), client, testservice.LimitedPerIP, h, "a").Code())
+	}
+	if got, want := strings.Join(codes, ","), "ok,ok,resource_exhausted"; got != want {
+		t.Errorf("codes = %s, want %s", got, want)
+	}
+	if got := len(svc.Reached()); got != 2 {
+		t.Errorf("handler reached %d times, want 2", got)
 	}
 }
