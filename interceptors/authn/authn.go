@@ -85,13 +85,18 @@ func NewContext(ctx context.Context, p *Principal) context.Context {
 
 // Caller returns the principal of an authenticated call, or the
 // unauthenticated refusal when there is none: code behind authn that needs
-// a caller fails closed if the chain was wired without it.
+// a caller fails closed if the chain was wired without it. The refusal
+// carries no challenge of its own: the Interceptor adds the one the
+// protocol allows, and a chain without it must not put one in a gRPC
+// trailer.
 func Caller(ctx context.Context) (*Principal, error) {
 	if p, ok := PrincipalFrom(ctx); ok {
 		return p, nil
 	}
-	return nil, Unauthenticated("authentication required", "")
+	return nil, connect.NewError(connect.CodeUnauthenticated, errAuthenticationRequired)
 }
+
+var errAuthenticationRequired = errors.New("authentication required")
 
 // The errors a verifier returns (wrapped or not) for a bad credential. Any
 // other error is the verifier's own failure.
@@ -385,20 +390,23 @@ func Unauthenticated(msg, params string) *connect.Error {
 }
 
 // challenge finishes the challenge of an unauthenticated err for protocol:
-// on Connect, `Bearer realm="<realm>", <params>`; on gRPC and gRPC-Web
-// none, since there it would travel as a trailer, where HTTP forbids it.
+// on Connect, `Bearer realm="<realm>", <params>` (a 401 must carry one,
+// RFC 9110, so an error made without one gets a bare `Bearer`); on gRPC
+// and gRPC-Web none, since there it would travel as a trailer, where HTTP
+// forbids it.
 func (a *Interceptor) challenge(err error, protocol string) error {
 	var ce *connect.Error
 	if err == nil || !errors.As(err, &ce) || ce.Code() != connect.CodeUnauthenticated {
 		return err
 	}
-	v := ce.Meta().Get(challengeHeader)
-	if v == "" {
-		return err
-	}
 	if protocol != connect.ProtocolConnect {
 		ce.Meta().Del(challengeHeader)
 		return err
+	}
+	v := ce.Meta().Get(challengeHeader)
+	if v == "" {
+		v = "Bearer"
+		ce.Meta().Set(challengeHeader, v)
 	}
 	if a.realm != "" && !strings.Contains(v, "realm=") {
 		params := strings.TrimSpace(strings.TrimPrefix(v, "Bearer"))

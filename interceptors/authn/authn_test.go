@@ -396,6 +396,34 @@ func TestHandlerChallenge(t *testing.T) {
 	}
 }
 
+// TestPlainUnauthenticatedGetsChallenge: an unauthenticated error made
+// without authn.Unauthenticated still gets a challenge on Connect (a 401
+// must carry one), and none on gRPC and gRPC-Web.
+func TestPlainUnauthenticatedGetsChallenge(t *testing.T) {
+	t.Parallel()
+	svc := testservice.NewService(func(context.Context, string, string) error {
+		return connect.NewError(connect.CodeUnauthenticated, errors.New("session gone"))
+	})
+	srv := testservice.Start(svc, connect.WithInterceptors(newInterceptor(t, testTable(t), testservice.NewLog())))
+	t.Cleanup(srv.Close)
+	for _, protocol := range testservice.Protocols() {
+		t.Run(protocol, func(t *testing.T) {
+			t.Parallel()
+			res := testservice.Call(t.Context(), srv.Client(protocol), testservice.Ping, nil, "plain")
+			if got, want := res.Code(), "unauthenticated"; got != want {
+				t.Fatalf("code = %s (%v), want %s", got, res.Err, want)
+			}
+			var want []string
+			if protocol == connect.ProtocolConnect {
+				want = []string{challenge("")}
+			}
+			if got := res.Meta.Values("WWW-Authenticate"); !slices.Equal(got, want) {
+				t.Errorf("WWW-Authenticate = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
 // TestNoRealm: without WithRealm the challenge has no realm.
 func TestNoRealm(t *testing.T) {
 	t.Parallel()
