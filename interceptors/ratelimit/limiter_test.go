@@ -360,3 +360,37 @@ func TestLimiter_concurrent(t *testing.T) {
 		t.Errorf("allowed %d of 160 concurrent calls, want exactly %d", allowed, limit)
 	}
 }
+
+func BenchmarkAllow(b *testing.B) {
+	const keys = 10_000
+	names := make([]string, 2*keys)
+	for i := range names {
+		names[i] = fmt.Sprintf("ip|10.%d.%d.%d", i>>16, (i>>8)&0xff, i&0xff)
+	}
+	b.Run("known_key", func(b *testing.B) {
+		l := newLimiter(newFakeClock(t0), ratelimit.WithMaxKeys(keys))
+		for _, k := range names[:keys] {
+			l.Allow(k, 1<<30, time.Minute)
+		}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			l.Allow(names[i%keys], 1<<30, time.Minute)
+			i++
+		}
+	})
+	// Twice as many keys as room, none idle: every call inserts a new key
+	// into a full limiter and must evict one.
+	b.Run("new_key_when_full", func(b *testing.B) {
+		l := newLimiter(newFakeClock(t0), ratelimit.WithMaxKeys(keys))
+		for _, k := range names[:keys] {
+			l.Allow(k, 1<<30, time.Minute)
+		}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			l.Allow(names[i%len(names)], 1<<30, time.Minute)
+			i++
+		}
+	})
+}
