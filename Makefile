@@ -82,7 +82,7 @@ ts-typecheck: $(TS)/node_modules ## typecheck the generated TypeScript
 
 .PHONY: bench
 bench: ## benchmarks: full chain vs bare handler (paired ratio), token verify, key probes
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 . ./internal/server/ ./internal/token/ ./internal/lockout/ ./internal/password/ ./service/auth/ ./interceptors/...
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 . ./internal/server/ ./internal/token/ ./internal/lockout/ ./internal/boundedmap/ ./internal/password/ ./service/auth/ ./interceptors/...
 
 # One target after another, each with one worker (the fuzzer takes every
 # core otherwise) and at most 5s spent minimizing each new input: the

@@ -13,6 +13,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/connectguard/guard/internal/boundedmap"
 )
 
 // Decision is the outcome of Allow.
@@ -29,8 +31,7 @@ type Decision struct {
 // Limiter counts calls per key.
 type Limiter struct {
 	mu      sync.Mutex
-	windows map[string]*window
-	maxKeys int
+	windows *boundedmap.Map[string, *window, time.Time]
 	now     func() time.Time
 }
 
@@ -47,7 +48,16 @@ func NewLimiter(opts ...Option) *Limiter {
 	for _, o := range opts {
 		o.apply(&cfg)
 	}
-	return &Limiter{windows: make(map[string]*window), maxKeys: cfg.maxKeys, now: cfg.now}
+	// A full limiter makes room by this rule. Sweeps drop every key with
+	// no call in its last two windows: it has nothing left to count.
+	// Between sweeps, of a sample of keys, the one with the fewest calls
+	// in its sliding window goes, so a flood of new keys resets the
+	// budgets of the lightest callers, not of the heaviest.
+	windows := boundedmap.New[string](cfg.maxKeys, boundedmap.Rule[*window, time.Time]{
+		Sweeps: []func(*window, time.Time) bool{(*window).idle},
+		Rank:   (*window).calls,
+	})
+	return &Limiter{windows: windows, now: cfg.now}
 }
 
 // Allow spends one call of key's budget of limit calls per size, if the
@@ -56,11 +66,10 @@ func (l *Limiter) Allow(key string, limit int, size time.Duration) Decision {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	w, ok := l.windows[key]
+	w, ok := l.windows.Get(key)
 	if !ok {
-		l.makeRoom(now)
 		w = &window{start: now.Truncate(size), size: size}
-		l.windows[key] = w
+		l.windows.Put(key, w, now)
 	}
 	w.advance(now)
 	elapsed := now.Sub(w.start)
@@ -117,23 +126,22 @@ func ceilDiv(a, b int64) int64 {
 	return (a + b - 1) / b
 }
 
-// makeRoom keeps the map within maxKeys: first drop idle keys, then, under
-// a flood of new keys, arbitrary ones (memory stays bounded; limits weaken
-// only for keys that were evicted).
-func (l *Limiter) makeRoom(now time.Time) {
-	if len(l.windows) < l.maxKeys {
-		return
-	}
-	for k, w := range l.windows {
-		if now.Sub(w.start) >= 2*w.size {
-			delete(l.windows, k)
-		}
-	}
-	for k := range l.windows {
-		if len(l.windows) < l.maxKeys {
-			break
-		}
-		delete(l.windows, k)
+// idle reports whether w has counted no call in its last two windows, so
+// forgetting it loses nothing.
+func (w *window) idle(now time.Time) bool {
+	return now.Sub(w.start) >= 2*w.size
+}
+
+// calls returns how many calls w counts at now in its current and
+// previous fixed windows, as advance would leave them.
+func (w *window) calls(now time.Time) int {
+	switch n := now.Sub(w.start) / w.size; {
+	case n <= 0:
+		return w.prev + w.curr
+	case n == 1:
+		return w.curr
+	default:
+		return 0
 	}
 }
 
@@ -141,5 +149,5 @@ func (l *Limiter) makeRoom(now time.Time) {
 func (l *Limiter) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.windows)
+	return l.windows.Len()
 }

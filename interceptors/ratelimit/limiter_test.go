@@ -334,6 +334,30 @@ func TestLimiter_evictsIdleKeysFirst(t *testing.T) {
 	}
 }
 
+// TestLimiter_evictsLightestKey: with no idle key to drop, a new key
+// displaces the one with the fewest calls counted, so a flood of new keys
+// does not hand a heavy caller a fresh budget.
+func TestLimiter_evictsLightestKey(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock(t0)
+	l := newLimiter(clock, ratelimit.WithMaxKeys(3))
+	for key, calls := range map[string]int{"heavy": 5, "light": 1, "middle": 2} {
+		for range calls {
+			l.Allow(key, 5, time.Minute)
+		}
+	}
+	l.Allow("new", 5, time.Minute)
+	if d := l.Allow("heavy", 5, time.Minute); d.Allowed {
+		t.Errorf("heavy's sixth call after an eviction: allowed, want refused (its count was evicted)")
+	}
+	if d := l.Allow("middle", 5, time.Minute); !d.Allowed || d.Remaining != 2 {
+		t.Errorf("middle's third call: %+v, want allowed with 2 remaining (its count kept)", d)
+	}
+	if got, want := l.Len(), 3; got != want {
+		t.Errorf("Len() = %d, want %d", got, want)
+	}
+}
+
 func TestLimiter_concurrent(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock(t0)
@@ -359,4 +383,38 @@ func TestLimiter_concurrent(t *testing.T) {
 	if allowed != limit {
 		t.Errorf("allowed %d of 160 concurrent calls, want exactly %d", allowed, limit)
 	}
+}
+
+func BenchmarkAllow(b *testing.B) {
+	const keys = 10_000
+	names := make([]string, 2*keys)
+	for i := range names {
+		names[i] = fmt.Sprintf("ip|10.%d.%d.%d", i>>16, (i>>8)&0xff, i&0xff)
+	}
+	b.Run("known_key", func(b *testing.B) {
+		l := newLimiter(newFakeClock(t0), ratelimit.WithMaxKeys(keys))
+		for _, k := range names[:keys] {
+			l.Allow(k, 1<<30, time.Minute)
+		}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			l.Allow(names[i%keys], 1<<30, time.Minute)
+			i++
+		}
+	})
+	// Twice as many keys as room, none idle: every call inserts a new key
+	// into a full limiter and must evict one.
+	b.Run("new_key_when_full", func(b *testing.B) {
+		l := newLimiter(newFakeClock(t0), ratelimit.WithMaxKeys(keys))
+		for _, k := range names[:keys] {
+			l.Allow(k, 1<<30, time.Minute)
+		}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			l.Allow(names[i%len(names)], 1<<30, time.Minute)
+			i++
+		}
+	})
 }

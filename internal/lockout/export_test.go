@@ -7,7 +7,10 @@ func Len(g *Guard) (pairs, accounts, ips int) {
 }
 
 func (t *table[K]) len() int {
+	if t.m == nil {
+		return 0
+	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return len(t.m)
+	return t.m.Len()
 }

@@ -47,6 +47,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/connectguard/guard/internal/boundedmap"
 )
 
 // trustFor is how long a successful login from a client network exempts
@@ -237,9 +239,6 @@ const never = instant(math.MinInt64)
 // maxLevel caps the escalation counter far beyond any useful doubling.
 const maxLevel = 64
 
-// sampleSize is how many keys an eviction between sweeps looks at.
-const sampleSize = 32
-
 // entry is the state of one key.
 type entry struct {
 	fails    []instant // the latest failures, a ring of at most MaxFailures
@@ -261,17 +260,12 @@ func (e *entry) clearFailures() {
 
 // table holds the entries of one kind of key under one policy.
 type table[K comparable] struct {
-	policy  Policy
-	maxKeys int
-	// sweepEvery is how many insertions must pass between full sweeps, so a
-	// table full of active keys costs amortised O(1) per insertion, not O(n).
-	sweepEvery int
+	policy Policy
 
 	mu sync.RWMutex
 	// m is nil when the policy is disabled; it is never reassigned, so
 	// testing it for nil needs no lock.
-	m          map[K]*entry
-	sinceSweep int // insertions since the last full sweep
+	m *boundedmap.Map[K, *entry, instant]
 }
 
 func newTable[K comparable](p Policy, maxKeys int) *table[K] {
@@ -279,12 +273,20 @@ func newTable[K comparable](p Policy, maxKeys int) *table[K] {
 		return &table[K]{}
 	}
 	p.MaxLockout = max(p.MaxLockout, p.Lockout)
-	return &table[K]{
-		policy:     p,
-		maxKeys:    maxKeys,
-		sweepEvery: max(1, maxKeys/8),
-		m:          make(map[K]*entry),
-	}
+	t := &table[K]{policy: p}
+	// A full table makes room by this rule. Sweeps drop first every key
+	// with nothing to lose (idle, its escalation decayed), then, if that
+	// freed nothing, every idle key. Between sweeps the least valuable of
+	// a sample goes, by rank: never a locked-out key while the sample
+	// holds another.
+	t.m = boundedmap.New[K](maxKeys, boundedmap.Rule[*entry, instant]{
+		Sweeps: []func(*entry, instant) bool{
+			func(e *entry, now instant) bool { return t.idle(e, now) && t.decayed(e, now) },
+			t.idle,
+		},
+		Rank: t.rank,
+	})
+	return t
 }
 
 // wait returns how long k stays locked out at now; zero or less if it is not.
@@ -300,8 +302,8 @@ func (t *table[K]) waitTrusted(k K, now instant) (time.Duration, bool) {
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	e := t.m[k]
-	if e == nil {
+	e, ok := t.m.Get(k)
+	if !ok {
 		return 0, false
 	}
 	if !e.locked(now) {
@@ -316,12 +318,10 @@ func (t *table[K]) fail(k K, now instant) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	e := t.m[k]
-	if e == nil {
-		t.makeRoom(now)
+	e, ok := t.m.Get(k)
+	if !ok {
 		e = &entry{until: never, trusted: never}
-		t.m[k] = e
-		t.sinceSweep++
+		t.m.Put(k, e, now)
 	}
 	if e.locked(now) {
 		return
@@ -351,12 +351,10 @@ func (t *table[K]) succeed(k K, now, trustUntil instant) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	e := t.m[k]
-	if e == nil {
-		t.makeRoom(now)
+	e, ok := t.m.Get(k)
+	if !ok {
 		e = &entry{until: never}
-		t.m[k] = e
-		t.sinceSweep++
+		t.m.Put(k, e, now)
 	}
 	e.clearFailures()
 	t.decay(e, now)
@@ -370,11 +368,7 @@ func (t *table[K]) remove(match func(K) bool) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for k := range t.m {
-		if match(k) {
-			delete(t.m, k)
-		}
-	}
+	t.m.DeleteFunc(func(k K, _ *entry) bool { return match(k) })
 }
 
 // decay resets the escalation of e once it has stayed clean, with neither a
@@ -395,69 +389,24 @@ func (t *table[K]) idle(e *entry, now instant) bool {
 	return (len(e.fails) == 0 || time.Duration(now-e.lastFail) >= t.policy.Window) && !e.locked(now) && !e.isTrusted(now)
 }
 
-// makeRoom frees a slot for a new key if the table is full. At most every
-// sweepEvery insertions it drops every idle key, those whose escalation has
-// decayed first; otherwise, or if no key is idle, it evicts the least valuable
-// of a sample of keys.
-func (t *table[K]) makeRoom(now instant) {
-	if len(t.m) < t.maxKeys {
-		return
-	}
-	if t.sinceSweep >= t.sweepEvery {
-		t.sinceSweep = 0
-		for k, e := range t.m {
-			if t.idle(e, now) && t.decayed(e, now) {
-				delete(t.m, k)
-			}
-		}
-		if len(t.m) < t.maxKeys {
-			return
-		}
-		for k, e := range t.m {
-			if t.idle(e, now) {
-				delete(t.m, k)
-			}
-		}
-		if len(t.m) < t.maxKeys {
-			return
-		}
-	}
-
-	// Map iteration starts at a random position, so this is a random sample.
-	var (
-		victim    K
-		bestRank  = math.MaxInt
-		bestFails = math.MaxInt
-		seen      = 0
-	)
-	for k, e := range t.m {
-		r := t.rank(e, now)
-		if r == 0 {
-			delete(t.m, k)
-			return
-		}
-		if r < bestRank || r == bestRank && len(e.fails) < bestFails {
-			victim, bestRank, bestFails = k, r, len(e.fails)
-		}
-		if seen++; seen == sampleSize {
-			break
-		}
-	}
-	delete(t.m, victim)
-}
-
 // rank orders entries by how much is lost when they are evicted: idle with
-// decayed escalation (0), idle but escalated (1), counting failures or
-// trusted (2), locked out (3).
+// decayed escalation (0: goes at once), idle but escalated, counting
+// failures or trusted, locked out; within each of the last three, fewer
+// recorded failures rank lower.
 func (t *table[K]) rank(e *entry, now instant) int {
+	var tier int
 	switch {
 	case e.locked(now):
-		return 3
+		tier = 3
 	case !t.idle(e, now):
-		return 2
+		tier = 2
 	case !t.decayed(e, now):
-		return 1
+		tier = 1
 	default:
 		return 0
 	}
+	// An entry keeps at most MaxFailures failures, so the tiers do not
+	// overlap; the cap keeps the product from overflowing for any policy.
+	perTier := min(t.policy.MaxFailures, math.MaxInt/4-1) + 1
+	return tier*perTier + min(len(e.fails), perTier-1)
 }

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/maypok86/otter/v2"
 )
 
 var (
@@ -293,7 +294,7 @@ type Service struct {
 	leeway   time.Duration
 	clock    func() time.Time
 	parser   *jwt.Parser
-	cache    *cache // nil when disabled
+	cache    *otter.Cache[[sha256.Size]byte, cacheEntry] // nil when disabled; see newCache
 }
 
 // New returns a Service that signs with the newest key of keys, stamps
@@ -324,7 +325,7 @@ func New(keys *Keys, issuer, audience string, opts ...Option) *Service {
 		),
 	}
 	if cfg.cacheSize > 0 {
-		s.cache = newCache(cfg.cacheSize)
+		s.cache = newCache(cfg.cacheSize, cfg.clock)
 	}
 	return s
 }
@@ -400,15 +401,17 @@ func (s *Service) Verify(token string) (Claims, error) {
 		// Only tokens that passed every check below are cached, so a hit
 		// needs none of them again, not even wellFormed.
 		sum = hashToken(token)
-		if c, until, ok := s.cache.get(sum); ok {
+		if e, ok := s.cache.GetIfPresent(sum); ok {
 			now := s.clock()
-			if !s.keys.valid(c.KeyID, now) {
+			if !s.keys.valid(e.claims.KeyID, now) {
 				return Claims{}, ErrInvalid // its key was retired since
 			}
-			if !now.Before(until) {
+			// otter stops returning an entry at its deadline; checking
+			// again keeps that Verify's own guarantee.
+			if !now.Before(e.until) {
 				return Claims{}, ErrExpired
 			}
-			return c, nil
+			return e.claims, nil
 		}
 	}
 	if !wellFormed(token) {
@@ -447,7 +450,7 @@ func (s *Service) Verify(token string) (Claims, error) {
 		c.Roles = w.Roles
 	}
 	if s.cache != nil {
-		s.cache.put(sum, c, c.ExpiresAt.Add(s.leeway), s.clock())
+		s.cache.SetIfAbsent(sum, cacheEntry{claims: c, until: c.ExpiresAt.Add(s.leeway)})
 	}
 	return c, nil
 }
@@ -559,72 +562,42 @@ func randomID() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
-// cache remembers verified tokens by the SHA-256 of their text until they
-// expire. It never holds more than size entries.
-type cache struct {
-	mu   sync.RWMutex
-	size int
-	m    map[[sha256.Size]byte]cacheEntry
-	// earliest is a lower bound on the entries' expiries, so a full cache
-	// only sweeps when something may have expired.
-	earliest time.Time
-}
-
+// cacheEntry is a verified token's claims and the end of its life.
 type cacheEntry struct {
 	claims Claims
 	until  time.Time // exp plus leeway
 }
 
-func newCache(size int) *cache {
-	return &cache{size: size, m: make(map[[sha256.Size]byte]cacheEntry, min(size, 1024))}
+// newCache returns the verified-token cache, keyed by the SHA-256 of a
+// token's text. Its rule: an entry lives until its token's exp plus leeway,
+// by clock; at most size entries (briefly a few more while concurrent
+// inserts are applied), and when full otter evicts by frequency and
+// recency (W-TinyLFU), so tokens in use tend to outlast a burst of new
+// ones. Only tokens that passed every check are put in (Verify).
+func newCache(size int, clock func() time.Time) *otter.Cache[[sha256.Size]byte, cacheEntry] {
+	// Must cannot fail: size is positive and no weigher is set.
+	return otter.Must(&otter.Options[[sha256.Size]byte, cacheEntry]{
+		MaximumSize:     size,
+		InitialCapacity: min(size, 1024),
+		ExpiryCalculator: otter.ExpiryCreatingFunc(func(e otter.Entry[[sha256.Size]byte, cacheEntry]) time.Duration {
+			// At least a nanosecond: otter reads a non-positive duration
+			// as "keep the current deadline", which a new entry lacks.
+			return max(time.Duration(e.Value.until.UnixNano()-e.SnapshotAtNano), time.Nanosecond)
+		}),
+		Clock: otterClock(clock),
+		// Maintenance (eviction, removal of expired entries) runs on the
+		// caller's goroutine, amortised over reads and writes: no goroutine
+		// per write, nothing allocated on a hit. Nothing here calls the
+		// cache from a callback, the one way that could deadlock.
+		Executor: func(fn func()) { fn() },
+	})
 }
 
-func (c *cache) get(sum [sha256.Size]byte) (Claims, time.Time, bool) {
-	c.mu.RLock()
-	e, ok := c.m[sum]
-	c.mu.RUnlock()
-	return e.claims, e.until, ok
-}
+// otterClock makes the service's clock the cache's, so entries expire by
+// it (and by a test's fake one). Tick returns nil: no clean-up goroutine;
+// an expired entry is never returned, and the maintenance that writes and
+// reads run drops it.
+type otterClock func() time.Time
 
-func (c *cache) put(sum [sha256.Size]byte, claims Claims, until, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[sum]; ok {
-		return
-	}
-	if len(c.m) >= c.size {
-		if !now.Before(c.earliest) {
-			c.sweep(now)
-		}
-		if len(c.m) >= c.size {
-			// Evict a batch, in map order, so the next inserts do not each
-			// pay for a full cache again.
-			target := c.size - max(c.size/16, 1)
-			for k := range c.m {
-				if len(c.m) <= target {
-					break
-				}
-				delete(c.m, k)
-			}
-		}
-	}
-	if len(c.m) == 0 || until.Before(c.earliest) {
-		c.earliest = until
-	}
-	c.m[sum] = cacheEntry{claims: claims, until: until}
-}
-
-// sweep drops expired entries and recomputes earliest. c.mu must be held.
-func (c *cache) sweep(now time.Time) {
-	var earliest time.Time
-	for k, e := range c.m {
-		if !now.Before(e.until) {
-			delete(c.m, k)
-			continue
-		}
-		if earliest.IsZero() || e.until.Before(earliest) {
-			earliest = e.until
-		}
-	}
-	c.earliest = earliest
-}
+func (c otterClock) NowNano() int64                    { return c().UnixNano() }
+func (otterClock) Tick(time.Duration) <-chan time.Time { return nil }

@@ -484,3 +484,48 @@ func BenchmarkAPIKeyProbe(b *testing.B) {
 		})
 	}
 }
+
+// TestConcurrentUseAfterIdle: requests with one cookie or API key that
+// arrive together after more than touchEvery (a minute) idle each record
+// the use and update the cached state, while the others read it. Run under
+// -race: the cached state must not be shared memory that one request
+// writes while another copies it.
+func TestConcurrentUseAfterIdle(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		verify func(t *testing.T, f *fixture) func() (*authn.Principal, error)
+	}{
+		{"cookie", func(t *testing.T, f *fixture) func() (*authn.Principal, error) {
+			cookie := f.cookieLogin(t)
+			return func() (*authn.Principal, error) { return f.svc.VerifySession(context.Background(), cookie) }
+		}},
+		{"api_key", func(t *testing.T, f *fixture) func() (*authn.Principal, error) {
+			key := f.apiKey(t, strings.Repeat("c", 43), f.clock.Now().Add(time.Hour))
+			return func() (*authn.Principal, error) { return f.svc.VerifyAPIKey(context.Background(), key) }
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			verify := tt.verify(t, f)
+			if _, err := verify(); err != nil {
+				t.Fatal(err)
+			}
+			const rounds, requests = 5, 8
+			for round := range rounds {
+				f.clock.Advance(time.Minute + time.Second) // idle: the next use is recorded
+				var wg sync.WaitGroup
+				for range requests {
+					wg.Go(func() {
+						if p, err := verify(); err != nil || p.UserID != f.userID {
+							t.Errorf("round %d: got %v, %v, want the user's principal", round, p, err)
+						}
+					})
+				}
+				wg.Wait()
+			}
+		})
+	}
+}

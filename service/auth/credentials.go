@@ -7,11 +7,13 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/connectguard/guard/interceptors/authn"
 	"github.com/connectguard/guard/internal/token"
 	"github.com/connectguard/guard/store"
+	"github.com/maypok86/otter/v2"
 )
 
 // A credential's state (session revoked? user disabled? roles?) is read
@@ -28,7 +30,6 @@ const touchEvery = time.Minute
 
 // credState is what the database said about one credential.
 type credState struct {
-	at        time.Time
 	found     bool
 	userID    string
 	sessionID string
@@ -40,35 +41,57 @@ type credState struct {
 	scopes    []string // API keys
 }
 
-// stateCache holds credStates for at most cacheTTL, bounded in size.
+// stateCache holds credStates by credential. Its rule: an entry lives
+// cacheTTL from its load (an update keeps that deadline); at most
+// maxEntries (briefly a few more while concurrent inserts are applied),
+// and when full otter evicts by frequency and recency (W-TinyLFU);
+// invalidateUser drops every entry of a user at once. It
+// stores values, never pointers: a reader gets its own copy, and update
+// writes a new value through the cache, so no request writes memory
+// another is reading.
 type stateCache struct {
-	mu      sync.Mutex
-	entries map[string]*credState
-	max     int
-	now     func() time.Time
+	entries *otter.Cache[string, credState]
+	// mu orders insertions against invalidations: get holds it shared
+	// while it checks gen and inserts, invalidateUser exclusively while it
+	// bumps gen and drops the user's entries.
+	mu sync.RWMutex
 	// gen counts invalidations. A state loaded while one happened may
 	// predate it, so it is used for that request but not cached: else a
 	// credential revoked during the read would work on for cacheTTL.
-	gen uint64
+	gen atomic.Uint64
 }
 
 func newStateCache(maxEntries int, now func() time.Time) *stateCache {
-	return &stateCache{entries: make(map[string]*credState), max: maxEntries, now: now}
+	return &stateCache{entries: otter.Must(&otter.Options[string, credState]{
+		MaximumSize:      maxEntries,
+		ExpiryCalculator: otter.ExpiryCreating[string, credState](cacheTTL),
+		Clock:            otterClock(now),
+		// Maintenance (eviction, removal of expired entries) runs on the
+		// caller's goroutine, amortised over reads and writes: no goroutine
+		// per write. Nothing here calls the cache from a callback, the
+		// one way that could deadlock.
+		Executor: func(fn func()) { fn() },
+	})}
 }
+
+// otterClock makes the service's clock the cache's, so entries expire by
+// it (and by a test's fake one). Tick returns nil: no clean-up goroutine;
+// an expired entry is never returned, and the maintenance that writes and
+// reads run drops it.
+type otterClock func() time.Time
+
+func (c otterClock) NowNano() int64                    { return c().UnixNano() }
+func (otterClock) Tick(time.Duration) <-chan time.Time { return nil }
 
 // get returns the state cached under key, loading it when absent or
 // stale. Load errors and credentials not found are returned and not
 // cached: a flood of bad credentials cannot fill the cache, and a cache
 // hit never answers for a credential nobody proved they hold.
 func (c *stateCache) get(key string, load func() (credState, error)) (credState, error) {
-	now := c.now()
-	c.mu.Lock()
-	e, ok := c.entries[key]
-	gen := c.gen
-	c.mu.Unlock()
-	if ok && now.Sub(e.at) < cacheTTL {
-		return *e, nil
+	if st, ok := c.entries.GetIfPresent(key); ok {
+		return st, nil
 	}
+	gen := c.gen.Load()
 	st, err := load()
 	if err != nil {
 		return credState{}, err
@@ -76,37 +99,32 @@ func (c *stateCache) get(key string, load func() (credState, error)) (credState,
 	if !st.found {
 		return st, nil
 	}
-	st.at = now
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.gen != gen {
-		return st, nil
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.gen.Load() == gen {
+		c.entries.Set(key, st)
 	}
-	if len(c.entries) >= c.max {
-		clear(c.entries) // bounded; everything reloads within a second
-	}
-	c.entries[key] = &st
 	return st, nil
 }
 
-// update changes a cached entry in place (after a write through this
-// process) if it is still there.
+// update applies f to a copy of the state cached under key, if it is
+// still there, and stores the result in its place (after a write through
+// this process). The entry keeps its deadline.
 func (c *stateCache) update(key string, f func(*credState)) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.entries[key]; ok {
-		f(e)
-	}
+	c.entries.ComputeIfPresent(key, func(st credState) (credState, otter.ComputeOp) {
+		f(&st)
+		return st, otter.WriteOp
+	})
 }
 
 // invalidateUser drops every cached credential of userID.
 func (c *stateCache) invalidateUser(userID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.gen++
-	for k, e := range c.entries {
-		if e.userID == userID {
-			delete(c.entries, k)
+	c.gen.Add(1)
+	for k, st := range c.entries.All() {
+		if st.userID == userID {
+			c.entries.Invalidate(k)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package auth
 
-// The parsers are unexported, so their fuzz targets are an internal test;
+// The parsers are unexported, so their fuzz targets are an internal test
+// (as is the state cache, in statecache_test.go);
 // everything else in this package is tested from package auth_test.
 
 import (
