@@ -63,26 +63,45 @@ func NewLimiter(opts ...Option) *Limiter {
 // Allow spends one call of key's budget of limit calls per size, if the
 // budget allows it.
 func (l *Limiter) Allow(key string, limit int, size time.Duration) Decision {
+	return l.AllowAll(limit, size, key)
+}
+
+// AllowAll spends one call of the budget (limit calls per size) of every
+// key, or of none: a call counted against several budgets, such as a
+// user's and a client IP's, is allowed only if all of them allow it, and a
+// refused call spends nothing, so exhausting one budget (a shared address)
+// cannot drain the others. The Decision is the refusal with the longest
+// wait, or else the allowance with the fewest calls remaining.
+func (l *Limiter) AllowAll(limit int, size time.Duration, keys ...string) Decision {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	w, ok := l.windows.Get(key)
-	if !ok {
-		w = &window{start: now.Truncate(size), size: size}
-		l.windows.Put(key, w, now)
+	var buf [4]*window
+	ws := buf[:0]
+	d := Decision{Allowed: true, Limit: limit, Remaining: limit}
+	for _, key := range keys {
+		w, ok := l.windows.Get(key)
+		if !ok {
+			w = &window{start: now.Truncate(size), size: size}
+			l.windows.Put(key, w, now)
+		}
+		w.advance(now)
+		ws = append(ws, w)
+		elapsed := now.Sub(w.start)
+		used := float64(w.prev)*(1-float64(elapsed)/float64(size)) + float64(w.curr)
+		if used+1 > float64(limit) {
+			d.Allowed, d.Remaining = false, 0
+			d.RetryAfter = max(d.RetryAfter, w.retryAfter(limit, elapsed))
+			continue
+		}
+		d.Remaining = min(d.Remaining, max(0, int(math.Floor(float64(limit)-used-1))))
 	}
-	w.advance(now)
-	elapsed := now.Sub(w.start)
-	weight := 1 - float64(elapsed)/float64(size)
-	used := float64(w.prev)*weight + float64(w.curr)
-	d := Decision{Limit: limit}
-	if used+1 > float64(limit) {
-		d.RetryAfter = w.retryAfter(limit, elapsed)
+	if !d.Allowed {
 		return d
 	}
-	w.curr++
-	d.Allowed = true
-	d.Remaining = max(0, int(math.Floor(float64(limit)-used-1)))
+	for _, w := range ws {
+		w.curr++
+	}
 	return d
 }
 

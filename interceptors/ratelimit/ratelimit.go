@@ -38,29 +38,25 @@ func NewInterceptor(table *policy.Table, l *Limiter) *Interceptor {
 		if rl == nil {
 			return ctx, nil
 		}
+		// A call limited per user and per IP spends both budgets or
+		// neither (AllowAll): a refusal by one must not drain the other.
+		var buf [2]string
+		keys := buf[:0]
 		if rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_USER || rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_BOTH {
 			p, err := authn.Caller(ctx)
 			if err != nil {
 				return ctx, err
 			}
-			if err := spend(l, "u|"+p.UserID+"|"+rule.Procedure, rl); err != nil {
-				return ctx, err
-			}
+			keys = append(keys, "u|"+p.UserID+"|"+rule.Procedure)
 		}
 		if rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_IP || rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_BOTH {
-			if err := spend(l, "i|"+callerIP(ctx, call.Peer).String()+"|"+rule.Procedure, rl); err != nil {
-				return ctx, err
-			}
+			keys = append(keys, "i|"+callerIP(ctx, call.Peer).String()+"|"+rule.Procedure)
+		}
+		if d := l.AllowAll(rl.Requests, rl.Window, keys...); !d.Allowed {
+			return ctx, Error(d)
 		}
 		return ctx, nil
 	})}
-}
-
-func spend(l *Limiter, key string, rl *policy.RateLimit) error {
-	if d := l.Allow(key, rl.Requests, rl.Window); !d.Allowed {
-		return Error(d)
-	}
-	return nil
 }
 
 // callerIP prefers the address clientip resolved; without that middleware

@@ -425,6 +425,44 @@ func TestInterceptor_perUserAndIP(t *testing.T) {
 	}
 }
 
+// TestInterceptor_refusalSpendsNothing: with both keys, a call the address's
+// budget refuses spends nothing of the user's (and the other way round), so
+// whoever exhausts a shared address (an office NAT) does not also burn the
+// budgets of everyone behind it.
+func TestInterceptor_refusalSpendsNothing(t *testing.T) {
+	t.Parallel()
+	for _, protocol := range testservice.Protocols() {
+		t.Run(protocol, func(t *testing.T) {
+			t.Parallel()
+			l := startLimited(t)
+			const procedure = testservice.LimitedPerUserAndIP
+			const shared, home = "192.0.2.1", "198.51.100.7"
+			for i := range 2 { // alice exhausts the shared address
+				res, handled := l.call(t, protocol, procedure, "alice", shared)
+				checkAllowed(t, "alice call "+strconv.Itoa(i+1), res, handled)
+			}
+			for range 2 { // bob is refused there twice...
+				res, handled := l.call(t, protocol, procedure, "bob", shared)
+				checkRefusal(t, res, handled, 2)
+			}
+			for i := range 2 { // ...and still has his whole budget elsewhere
+				res, handled := l.call(t, protocol, procedure, "bob", home)
+				checkAllowed(t, "bob at home, call "+strconv.Itoa(i+1), res, handled)
+			}
+			// bob's budget is spent now: his refusals at a fresh address
+			// spend nothing of that address's.
+			for range 3 {
+				res, handled := l.call(t, protocol, procedure, "bob", "203.0.113.9")
+				checkRefusal(t, res, handled, 2)
+			}
+			for i := range 2 {
+				res, handled := l.call(t, protocol, procedure, "carol", "203.0.113.9")
+				checkAllowed(t, "carol at the fresh address, call "+strconv.Itoa(i+1), res, handled)
+			}
+		})
+	}
+}
+
 // TestInterceptor_unlimited: methods without a rate_limit are not counted.
 func TestInterceptor_unlimited(t *testing.T) {
 	t.Parallel()
