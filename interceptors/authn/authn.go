@@ -298,7 +298,7 @@ func (a *Interceptor) credential(h http.Header) (credentialKind, string, error) 
 		}
 	}
 	if a.keys != nil {
-		switch keys := h.Values("X-API-Key"); {
+		switch keys := h.Values("X-Api-Key"); { // the canonical spelling costs no allocation
 		case len(keys) > 1:
 			return 0, "", Unauthenticated("more than one credential", `error="invalid_request"`)
 		case len(keys) == 1:
@@ -395,8 +395,11 @@ func Unauthenticated(msg, params string) *connect.Error {
 // and gRPC-Web none, since there it would travel as a trailer, where HTTP
 // forbids it.
 func (a *Interceptor) challenge(err error, protocol string) error {
+	if err == nil {
+		return nil // before ce, which would escape to the heap on every call
+	}
 	var ce *connect.Error
-	if err == nil || !errors.As(err, &ce) || ce.Code() != connect.CodeUnauthenticated {
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeUnauthenticated {
 		return err
 	}
 	if protocol != connect.ProtocolConnect {

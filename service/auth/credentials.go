@@ -50,7 +50,7 @@ type credState struct {
 // writes a new value through the cache, so no request writes memory
 // another is reading.
 type stateCache struct {
-	entries *otter.Cache[string, credState]
+	entries *otter.Cache[credKey, credState]
 	// mu orders insertions against invalidations: get holds it shared
 	// while it checks gen and inserts, invalidateUser exclusively while it
 	// bumps gen and drops the user's entries.
@@ -61,10 +61,18 @@ type stateCache struct {
 	gen atomic.Uint64
 }
 
+// credKey names a cached credential without building a string per request:
+// a session by id, a cookie by its hash, an API key by id and secret hash.
+type credKey struct {
+	kind byte // 's' session, 'c' cookie, 'k' API key
+	id   string
+	hash [sha256.Size]byte
+}
+
 func newStateCache(maxEntries int, now func() time.Time) *stateCache {
-	return &stateCache{entries: otter.Must(&otter.Options[string, credState]{
+	return &stateCache{entries: otter.Must(&otter.Options[credKey, credState]{
 		MaximumSize:      maxEntries,
-		ExpiryCalculator: otter.ExpiryCreating[string, credState](cacheTTL),
+		ExpiryCalculator: otter.ExpiryCreating[credKey, credState](cacheTTL),
 		Clock:            otterClock(now),
 		// Maintenance (eviction, removal of expired entries) runs on the
 		// caller's goroutine, amortised over reads and writes: no goroutine
@@ -87,7 +95,7 @@ func (otterClock) Tick(time.Duration) <-chan time.Time { return nil }
 // stale. Load errors and credentials not found are returned and not
 // cached: a flood of bad credentials cannot fill the cache, and a cache
 // hit never answers for a credential nobody proved they hold.
-func (c *stateCache) get(key string, load func() (credState, error)) (credState, error) {
+func (c *stateCache) get(key credKey, load func() (credState, error)) (credState, error) {
 	if st, ok := c.entries.GetIfPresent(key); ok {
 		return st, nil
 	}
@@ -110,7 +118,7 @@ func (c *stateCache) get(key string, load func() (credState, error)) (credState,
 // update applies f to a copy of the state cached under key, if it is
 // still there, and stores the result in its place (after a write through
 // this process). The entry keeps its deadline.
-func (c *stateCache) update(key string, f func(*credState)) {
+func (c *stateCache) update(key credKey, f func(*credState)) {
 	c.entries.ComputeIfPresent(key, func(st credState) (credState, otter.ComputeOp) {
 		f(&st)
 		return st, otter.WriteOp
@@ -170,7 +178,7 @@ func (s *Service) VerifyToken(ctx context.Context, tok string) (*authn.Principal
 // VerifySession implements authn.SessionVerifier for the session cookie.
 func (s *Service) VerifySession(ctx context.Context, cookie string) (*authn.Principal, error) {
 	hash := sha256.Sum256([]byte(cookie))
-	key := "c|" + string(hash[:])
+	key := credKey{kind: 'c', hash: hash}
 	st, err := s.cache.get(key, func() (credState, error) {
 		sess, err := s.store.SessionByCookie(ctx, hash[:])
 		if errors.Is(err, store.ErrNotFound) {
@@ -220,7 +228,7 @@ func (s *Service) VerifyAPIKey(ctx context.Context, key string) (*authn.Principa
 		return nil, authn.ErrInvalid
 	}
 	sum := sha256.Sum256([]byte(secret))
-	cacheKey := "k|" + id + "|" + string(sum[:])
+	cacheKey := credKey{kind: 'k', id: id, hash: sum}
 	st, err := s.cache.get(cacheKey, func() (credState, error) {
 		ks, err := s.store.APIKeyState(ctx, id, sum[:])
 		if errors.Is(err, store.ErrNotFound) {
@@ -298,7 +306,7 @@ func (s *Service) usable(st credState) error {
 }
 
 func (s *Service) sessionState(ctx context.Context, sessionID string) (credState, error) {
-	return s.cache.get("s|"+sessionID, func() (credState, error) { return s.loadSession(ctx, sessionID) })
+	return s.cache.get(credKey{kind: 's', id: sessionID}, func() (credState, error) { return s.loadSession(ctx, sessionID) })
 }
 
 func (s *Service) loadSession(ctx context.Context, sessionID string) (credState, error) {

@@ -58,7 +58,7 @@ func TestStateCache(t *testing.T) {
 			{cacheTTL / 2, 2},
 		} {
 			clk.Advance(step.advance)
-			if _, err := c.get("k", l.load); err != nil {
+			if _, err := c.get(sk("k"), l.load); err != nil {
 				t.Fatal(err)
 			}
 			if l.n != step.want {
@@ -72,25 +72,25 @@ func TestStateCache(t *testing.T) {
 		clk := &testClock{now: time.Unix(1_800_000_000, 0)}
 		c := newStateCache(10, clk.Now)
 		l := &loads{st: alice}
-		got, err := c.get("k", l.load)
+		got, err := c.get(sk("k"), l.load)
 		if err != nil {
 			t.Fatal(err)
 		}
 		seen := clk.Now().Add(time.Hour)
 		clk.Advance(cacheTTL / 2)
-		c.update("k", func(st *credState) { st.lastSeen = seen })
+		c.update(sk("k"), func(st *credState) { st.lastSeen = seen })
 		if !got.lastSeen.IsZero() {
 			t.Errorf("update changed a state already returned: lastSeen %v, want zero", got.lastSeen)
 		}
-		if got, _ := c.get("k", l.load); !got.lastSeen.Equal(seen) || l.n != 1 {
+		if got, _ := c.get(sk("k"), l.load); !got.lastSeen.Equal(seen) || l.n != 1 {
 			t.Errorf("after update: lastSeen %v after %d loads, want %v after 1", got.lastSeen, l.n, seen)
 		}
 		clk.Advance(cacheTTL / 2)
-		if _, err := c.get("k", l.load); err != nil || l.n != 2 {
+		if _, err := c.get(sk("k"), l.load); err != nil || l.n != 2 {
 			t.Errorf("cacheTTL after the load (updated since): %d loads (%v), want 2", l.n, err)
 		}
-		c.update("absent", func(st *credState) { st.lastSeen = seen })
-		if _, ok := c.entries.GetIfPresent("absent"); ok {
+		c.update(sk("absent"), func(st *credState) { st.lastSeen = seen })
+		if _, ok := c.entries.GetIfPresent(sk("absent")); ok {
 			t.Error("update of an absent key created it")
 		}
 	})
@@ -101,13 +101,13 @@ func TestStateCache(t *testing.T) {
 		c := newStateCache(10, clk.Now)
 		bob := credState{found: true, userID: "bob"}
 		for key, st := range map[string]credState{"a1": alice, "a2": alice, "b1": bob} {
-			if _, err := c.get(key, func() (credState, error) { return st, nil }); err != nil {
+			if _, err := c.get(sk(key), func() (credState, error) { return st, nil }); err != nil {
 				t.Fatal(err)
 			}
 		}
 		c.invalidateUser("alice")
 		for key, want := range map[string]bool{"a1": false, "a2": false, "b1": true} {
-			if _, ok := c.entries.GetIfPresent(key); ok != want {
+			if _, ok := c.entries.GetIfPresent(sk(key)); ok != want {
 				t.Errorf("%s cached = %v, want %v", key, ok, want)
 			}
 		}
@@ -117,14 +117,14 @@ func TestStateCache(t *testing.T) {
 		t.Parallel()
 		clk := &testClock{now: time.Unix(1_800_000_000, 0)}
 		c := newStateCache(10, clk.Now)
-		got, err := c.get("k", func() (credState, error) {
+		got, err := c.get(sk("k"), func() (credState, error) {
 			c.invalidateUser("someone else") // any invalidation counts
 			return alice, nil
 		})
 		if err != nil || got.userID != "alice" {
 			t.Errorf("got %+v, %v, want alice's state", got, err)
 		}
-		if _, ok := c.entries.GetIfPresent("k"); ok {
+		if _, ok := c.entries.GetIfPresent(sk("k")); ok {
 			t.Error("a state loaded during an invalidation was cached")
 		}
 	})
@@ -134,14 +134,14 @@ func TestStateCache(t *testing.T) {
 		clk := &testClock{now: time.Unix(1_800_000_000, 0)}
 		c := newStateCache(10, clk.Now)
 		errLoad := errors.New("load failed")
-		if _, err := c.get("err", func() (credState, error) { return credState{}, errLoad }); !errors.Is(err, errLoad) {
+		if _, err := c.get(sk("err"), func() (credState, error) { return credState{}, errLoad }); !errors.Is(err, errLoad) {
 			t.Errorf("got %v, want %v", err, errLoad)
 		}
-		if st, err := c.get("missing", func() (credState, error) { return credState{}, nil }); err != nil || st.found {
+		if st, err := c.get(sk("missing"), func() (credState, error) { return credState{}, nil }); err != nil || st.found {
 			t.Errorf("got %+v, %v, want not found", st, err)
 		}
 		for _, key := range []string{"err", "missing"} {
-			if _, ok := c.entries.GetIfPresent(key); ok {
+			if _, ok := c.entries.GetIfPresent(sk(key)); ok {
 				t.Errorf("%s is cached, want not", key)
 			}
 		}
@@ -154,7 +154,7 @@ func TestStateCache(t *testing.T) {
 		c := newStateCache(maxEntries, clk.Now)
 		for i := range 20 * maxEntries {
 			key := fmt.Sprintf("k%d", i)
-			if _, err := c.get(key, func() (credState, error) { return alice, nil }); err != nil {
+			if _, err := c.get(sk(key), func() (credState, error) { return alice, nil }); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -164,3 +164,6 @@ func TestStateCache(t *testing.T) {
 		}
 	})
 }
+
+// sk is the cache key of a session id.
+func sk(id string) credKey { return credKey{kind: 's', id: id} }
