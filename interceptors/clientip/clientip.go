@@ -87,3 +87,18 @@ func parseAddr(hostport string) netip.Addr {
 	}
 	return ip.Unmap()
 }
+
+// Network returns the address under which a client is counted by limits
+// and lockouts: an IPv4 address as it is (an IPv4-mapped IPv6 address as
+// its IPv4 address), and an IPv6 address as its /64, because one
+// subscriber is routinely given a whole /64 and could otherwise rotate
+// through 2^64 addresses, each with a budget of its own. Zones are
+// dropped.
+func Network(ip netip.Addr) netip.Addr {
+	ip = ip.Unmap().WithZone("")
+	if ip.Is6() {
+		p, _ := ip.Prefix(64) // cannot fail: 64 bits fit any IPv6 address
+		return p.Addr()
+	}
+	return ip
+}

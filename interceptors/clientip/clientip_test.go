@@ -192,3 +192,19 @@ func TestFrom(t *testing.T) {
 		}
 	})
 }
+
+func TestNetwork(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ in, want string }{
+		{"203.0.113.7", "203.0.113.7"},
+		{"::ffff:203.0.113.7", "203.0.113.7"},
+		{"2001:db8:1:2:3:4:5:6", "2001:db8:1:2::"},
+		{"2001:db8:1:2:ffff::1", "2001:db8:1:2::"},
+		{"fe80::1%eth0", "fe80::"},
+		{"::1", "::"},
+	} {
+		if got := clientip.Network(netip.MustParseAddr(tt.in)).String(); got != tt.want {
+			t.Errorf("Network(%s) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}

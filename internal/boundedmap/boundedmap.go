@@ -41,8 +41,9 @@ type Map[K comparable, V, T any] struct {
 	m          map[K]V
 	maxKeys    int
 	rule       Rule[V, T]
-	sweepEvery int // insertions between sweeps
-	sinceSweep int // insertions since the last sweep
+	sweepEvery int  // insertions between sweeps
+	sinceSweep int  // insertions since the last sweep
+	full       bool // TryPut found nothing worthless to drop
 }
 
 // New returns an empty Map that holds at most maxKeys keys (at least 1)
@@ -71,6 +72,61 @@ func (m *Map[K, V, T]) Put(k K, v V, now T) {
 		m.sinceSweep++
 	}
 	m.m[k] = v
+}
+
+// TryPut sets the value of k like Put, except that to make room it drops
+// only what loses nothing: entries a Sweeps function accepts, or ranked 0
+// or less. When the map is full of entries worth keeping it inserts
+// nothing and returns false. Repeated failures cost O(1) each: after one,
+// TryPut looks again only when a sweep is due (one per max(1, maxKeys/8)
+// attempts), so a flood of new keys pays amortised O(1) per key.
+func (m *Map[K, V, T]) TryPut(k K, v V, now T) bool {
+	if _, ok := m.m[k]; ok {
+		m.m[k] = v
+		return true
+	}
+	m.sinceSweep++
+	if len(m.m) >= m.maxKeys {
+		if m.full && m.sinceSweep < m.sweepEvery {
+			return false
+		}
+		if !m.dropWorthless(now) {
+			m.full = true
+			return false
+		}
+	}
+	m.full = false
+	m.m[k] = v
+	return true
+}
+
+// dropWorthless frees a slot by a sweep when one is due, else by a sample
+// of entries ranked 0 or less. It reports whether it freed one.
+func (m *Map[K, V, T]) dropWorthless(now T) bool {
+	if m.sinceSweep >= m.sweepEvery {
+		m.sinceSweep = 0
+		for _, drop := range m.rule.Sweeps {
+			for k, v := range m.m {
+				if drop(v, now) {
+					delete(m.m, k)
+				}
+			}
+			if len(m.m) < m.maxKeys {
+				return true
+			}
+		}
+	}
+	seen := 0
+	for k, v := range m.m {
+		if m.rule.Rank == nil || m.rule.Rank(v, now) <= 0 {
+			delete(m.m, k)
+			return true
+		}
+		if seen++; seen == sampleSize {
+			break
+		}
+	}
+	return false
 }
 
 // Delete removes k.

@@ -185,3 +185,74 @@ func BenchmarkPutWhenFull(b *testing.B) {
 		i++
 	}
 }
+
+// TestTryPut: a full map of entries worth keeping refuses a new key and
+// keeps them all; worthless entries (swept or ranked 0) make room; and a
+// flood of refused keys costs amortised O(1) each.
+func TestTryPut(t *testing.T) {
+	t.Parallel()
+	t.Run("keeps_valuable_entries", func(t *testing.T) {
+		t.Parallel()
+		var c counting
+		m := boundedmap.New[int](100, c.rule(1))
+		for i := range 100 {
+			if !m.TryPut(i, val{rank: 5}, struct{}{}) {
+				t.Fatalf("TryPut(%d) = false with room", i)
+			}
+		}
+		c.rankCalls, c.sweepCalls = 0, 0
+		const flood = 100_000
+		for i := range flood {
+			if m.TryPut(1000+i, val{rank: 5}, struct{}{}) {
+				t.Fatalf("TryPut(new key %d) = true into a full map of valuable entries", i)
+			}
+		}
+		for i := range 100 {
+			if _, ok := m.Get(i); !ok {
+				t.Fatalf("valuable key %d was dropped", i)
+			}
+		}
+		if looked := c.rankCalls + c.sweepCalls; looked > 16*flood { // a sweep (maxKeys) and a sample (32) per maxKeys/8 keys
+			t.Errorf("looked at %d entries for %d refused keys, want amortised O(1)", looked, flood)
+		}
+	})
+	for _, tt := range []struct {
+		name      string
+		maxKeys   int
+		worthless val
+	}{
+		{"drops_swept_entry", 100, val{rank: 5, sweep: 1}},
+		{"drops_rank_zero_entry", 20, val{rank: 0}}, // a sample sees every entry
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var c counting
+			m := boundedmap.New[int](tt.maxKeys, c.rule(1))
+			for i := range tt.maxKeys {
+				m.TryPut(i, val{rank: 5}, struct{}{})
+			}
+			m.TryPut(7, tt.worthless, struct{}{})
+			for i := range tt.maxKeys { // a sweep is due within maxKeys/8 attempts
+				if m.TryPut(500+i, val{rank: 5}, struct{}{}) {
+					if _, ok := m.Get(7); ok {
+						t.Fatal("a new key got in, yet the worthless key 7 is still there")
+					}
+					return
+				}
+			}
+			t.Fatal("no new key got in, though key 7 was worthless")
+		})
+	}
+	t.Run("existing_key_always_updates", func(t *testing.T) {
+		t.Parallel()
+		var c counting
+		m := boundedmap.New[int](1, c.rule(0))
+		m.TryPut(1, val{rank: 5}, struct{}{})
+		if !m.TryPut(1, val{rank: 6}, struct{}{}) {
+			t.Fatal("TryPut(existing key) = false")
+		}
+		if v, _ := m.Get(1); v.rank != 6 {
+			t.Errorf("got %v, want the new value", v)
+		}
+	})
+}

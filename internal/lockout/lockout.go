@@ -48,6 +48,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/connectguard/guard/interceptors/clientip"
 	"github.com/connectguard/guard/internal/boundedmap"
 )
 
@@ -140,7 +141,7 @@ func New(p Policies, opts ...Option) *Guard {
 // nothing and a locked account answers the same whether or not it exists.
 func (g *Guard) Check(account string, ip netip.Addr) (ok bool, retryAfter time.Duration) {
 	now := g.now()
-	acct, net := keyOfAccount(account), keyOfIP(ip)
+	acct, net := keyOfAccount(account), clientip.Network(ip)
 	pairWait, trusted := g.pairs.waitTrusted(pairKey{acct, net}, now)
 	wait := max(pairWait, g.ips.wait(net, now))
 	if !trusted {
@@ -160,7 +161,7 @@ func (g *Guard) Check(account string, ip netip.Addr) (ok bool, retryAfter time.D
 // key and does not extend its lockout.
 func (g *Guard) Failure(account string, ip netip.Addr) {
 	now := g.now()
-	acct, net := keyOfAccount(account), keyOfIP(ip)
+	acct, net := keyOfAccount(account), clientip.Network(ip)
 	g.pairs.fail(pairKey{acct, net}, now)
 	g.accounts.fail(acct, now)
 	g.ips.fail(net, now)
@@ -177,7 +178,7 @@ func (g *Guard) Failure(account string, ip netip.Addr) {
 // next lockout.
 func (g *Guard) Success(account string, ip netip.Addr) {
 	now := g.now()
-	g.pairs.succeed(pairKey{keyOfAccount(account), keyOfIP(ip)}, now, now+instant(trustFor))
+	g.pairs.succeed(pairKey{keyOfAccount(account), clientip.Network(ip)}, now, now+instant(trustFor))
 }
 
 // Unlock lifts every lockout of account, from every network, and forgets its
@@ -213,20 +214,6 @@ func keyOfAccount(account string) accountKey {
 type pairKey struct {
 	account accountKey
 	ip      netip.Addr
-}
-
-// keyOfIP returns the key under which failures from ip are counted. An
-// IPv4-mapped IPv6 address counts as its IPv4 address, zones are dropped, and
-// IPv6 addresses count per /64, because one subscriber is routinely given a
-// whole /64 and could otherwise rotate through it to escape the address
-// policy.
-func keyOfIP(ip netip.Addr) netip.Addr {
-	ip = ip.Unmap().WithZone("")
-	if ip.Is6() {
-		p, _ := ip.Prefix(64) // cannot fail: 64 bits fit any IPv6 address
-		return p.Addr()
-	}
-	return ip
 }
 
 // instant is a time in nanoseconds since the Guard's epoch: compact, and
