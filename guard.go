@@ -48,7 +48,7 @@ import (
 type Guard struct {
 	cfg          config
 	table        *policy.Table
-	limiter      *ratelimit.Limiter
+	limiter      ratelimit.Limiter
 	accesslog    *accesslog.Interceptor
 	audit        *audit.Interceptor
 	authn        *authn.Interceptor
@@ -76,9 +76,10 @@ type Guard struct {
 //     internal error naming the request id; http.ErrAbortHandler passes.
 //  4. authn: credential -> principal; everything below may rely on it. It
 //     also finishes every unauthenticated answer's challenge per protocol.
-//  5. ratelimit: the method's own budget; it needs the principal for
-//     per-user budgets, and runs before authorization, validation and the
-//     database so a flood costs little.
+//  5. ratelimit: the user's budget over all methods (WithUserRateLimit)
+//     and the method's own; it needs the principal for per-user budgets,
+//     and runs before authorization, validation and the database so a
+//     flood costs little.
 //  6. authz: roles and scopes, from the principal alone (no I/O).
 //  7. validation: only callers allowed to call the method learn how its
 //     input is checked; ids are well-formed before any lookup.
@@ -137,7 +138,7 @@ func New(services []protoreflect.ServiceDescriptor, opts ...Option) (*Guard, err
 		refuseEarly: true,
 	}
 	if g.limiter == nil {
-		g.limiter = ratelimit.NewLimiter()
+		g.limiter = ratelimit.NewMemory()
 	}
 	if cfg.audit != nil {
 		g.audit = audit.NewInterceptor(table, cfg.audit, cfg.log)
@@ -149,7 +150,7 @@ func New(services []protoreflect.ServiceDescriptor, opts ...Option) (*Guard, err
 	g.interceptors = append(g.interceptors,
 		recovery.NewInterceptor(cfg.log),
 		g.authn,
-		ratelimit.NewInterceptor(table, g.limiter),
+		ratelimit.NewInterceptor(table, g.limiter, ratelimit.WithLogger(cfg.log), ratelimit.WithUserLimit(cfg.userRequests, cfg.userWindow)),
 		authz.NewInterceptor(table),
 		validate.NewInterceptor(validate.WithValidator(validator)),
 		own,
@@ -208,8 +209,8 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 			AllowedOrigins: g.cfg.corsOrigins,
 			AllowedMethods: connectcors.AllowedMethods(),
 			AllowedHeaders: append(connectcors.AllowedHeaders(), "Authorization", "X-API-Key"),
-			ExposedHeaders: append(connectcors.ExposedHeaders(), requestid.Header, "Retry-After",
-				"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "WWW-Authenticate"),
+			ExposedHeaders: append(append(connectcors.ExposedHeaders(), requestid.Header, "WWW-Authenticate"),
+				ratelimit.HeaderNames()...),
 			AllowCredentials: true,
 			MaxAge:           7200,
 		}).Handler(h)

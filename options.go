@@ -27,9 +27,11 @@ type config struct {
 	sessions       authn.SessionVerifier
 	resolvers      map[string]ownership.Resolver
 	audit          audit.Recorder
-	limiter        *ratelimit.Limiter
+	limiter        ratelimit.Limiter
 	ipRequests     int
 	ipWindow       time.Duration
+	userRequests   int
+	userWindow     time.Duration
 	trustedProxies []netip.Prefix
 	corsOrigins    []string
 	maxBodyBytes   int
@@ -92,9 +94,11 @@ func WithAuditRecorder(r AuditRecorder) Option {
 	return optionFunc(func(c *config) { c.audit = r })
 }
 
-// WithLimiter keeps the budgets of the policies' rate limits and of
-// WithIPRateLimit. The default is a new in-memory ratelimit.Limiter.
-func WithLimiter(l *ratelimit.Limiter) Option {
+// WithLimiter keeps the budgets of the policies' rate limits, of
+// WithIPRateLimit and of WithUserRateLimit: a shared store (such as
+// redislimiter) makes them hold across replicas. The default is a new
+// ratelimit.Memory, this process's alone.
+func WithLimiter(l ratelimit.Limiter) Option {
 	return optionFunc(func(c *config) { c.limiter = l })
 }
 
@@ -102,6 +106,13 @@ func WithLimiter(l *ratelimit.Limiter) Option {
 // endpoint, before any RPC work. By default there is no such limit.
 func WithIPRateLimit(requests int, window time.Duration) Option {
 	return optionFunc(func(c *config) { c.ipRequests, c.ipWindow = requests, window })
+}
+
+// WithUserRateLimit allows each authenticated user requests per window
+// over all non-public methods, whatever credential and protocol they use,
+// on top of each method's own policy. By default there is no such limit.
+func WithUserRateLimit(requests int, window time.Duration) Option {
+	return optionFunc(func(c *config) { c.userRequests, c.userWindow = requests, window })
 }
 
 // WithTrustedProxies believes X-Forwarded-For from peers in these ranges.

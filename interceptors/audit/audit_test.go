@@ -195,7 +195,7 @@ func TestRefusedAfterAuthentication(t *testing.T) {
 				t.Parallel()
 				rec := &recorder{}
 				table := testTable(t)
-				srv, svc := start(t, rec, testservice.NewLog(), ratelimit.NewInterceptor(table, ratelimit.NewLimiter()))
+				srv, svc := start(t, rec, testservice.NewLog(), ratelimit.NewInterceptor(table, ratelimit.NewMemory()))
 				var codes []string
 				for range 3 {
 					res := testservice.Call(t.Context(), srv.Client(protocol), procedure, testservice.Bearer("reader"), "a")

@@ -1,8 +1,11 @@
 package ratelimit
 
-import "time"
+import (
+	"log/slog"
+	"time"
+)
 
-// An Option configures a Limiter.
+// An Option configures NewMemory.
 type Option interface{ apply(*config) }
 
 type config struct {
@@ -14,10 +17,8 @@ type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
 
-// WithMaxKeys bounds the keys tracked. When the Limiter is full, a new key
-// displaces keys with no call in their last two windows, or else the key
-// with the fewest calls among a sample, so memory stays bounded and limits
-// weaken only for the keys evicted. The default is 100,000.
+// WithMaxKeys bounds the keys Memory counts exactly; beyond them, keys are
+// counted in its overflow table (see Memory). The default is 100,000.
 func WithMaxKeys(n int) Option {
 	return optionFunc(func(c *config) { c.maxKeys = max(1, n) })
 }
@@ -25,4 +26,31 @@ func WithMaxKeys(n int) Option {
 // WithClock sets the time source. The default is time.Now.
 func WithClock(now func() time.Time) Option {
 	return optionFunc(func(c *config) { c.now = now })
+}
+
+// An InterceptorOption configures NewInterceptor.
+type InterceptorOption interface{ applyInterceptor(*Interceptor) }
+
+type interceptorOptionFunc func(*Interceptor)
+
+func (f interceptorOptionFunc) applyInterceptor(i *Interceptor) { f(i) }
+
+// WithUserLimit gives every authenticated user one budget of requests
+// per window over all non-public methods, whatever the credential (token,
+// cookie, API key) and protocol, on top of each method's own policy. By
+// default there is none.
+func WithUserLimit(requests int, window time.Duration) InterceptorOption {
+	return interceptorOptionFunc(func(i *Interceptor) {
+		i.user = Quota{Name: "user", Limit: requests, Window: window}
+	})
+}
+
+// WithLogger sets where a failing store is logged. The default is
+// slog.Default().
+func WithLogger(log *slog.Logger) InterceptorOption {
+	return interceptorOptionFunc(func(i *Interceptor) {
+		if log != nil {
+			i.log = log
+		}
+	})
 }

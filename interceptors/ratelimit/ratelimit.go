@@ -1,7 +1,32 @@
+// Package ratelimit bounds how often a client IP, a user, or a user at one
+// method may call, with strict sliding windows: in ANY rolling interval of
+// a quota's window at most its limit is admitted (see SubBuckets for the
+// bound, and Memory for the behaviour under floods of keys).
+//
+// A Limiter is the store. Memory keeps the budgets of one process; a
+// shared store (Redis, see the redislimiter package) makes them hold
+// across replicas. Each decision is one store operation over every quota
+// a call is counted against, all or nothing: a call refused by one budget
+// spends nothing of the others.
+//
+// Middleware applies one per-IP budget to every HTTP request, before its
+// body is read. The Interceptor applies, after authentication, a per-user
+// budget over all methods (WithUserLimit) and each method's own rate_limit
+// policy. Clients are counted by clientip.Network: IPv6 per /64. Every
+// credential of one user (token, cookie, API key; any protocol) spends
+// the one budget of that user.
+//
+// Every response governed by a quota carries the RateLimit-Policy and
+// RateLimit fields of draft-ietf-httpapi-ratelimit-headers (structured
+// fields: `"ip";q=600;w=60` and `"ip";r=599;t=60`). A refusal is
+// resource_exhausted (429 on Connect) with Retry-After in whole seconds,
+// rounded up, and a google.rpc.RetryInfo detail on every protocol; a
+// retry after Retry-After fits.
 package ratelimit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,110 +38,272 @@ import (
 	policyv1 "github.com/connectguard/guard/gen/guard/policy/v1"
 	"github.com/connectguard/guard/interceptors/authn"
 	"github.com/connectguard/guard/interceptors/clientip"
-	"github.com/connectguard/guard/interceptors/internal/callcheck"
 	"github.com/connectguard/guard/interceptors/policy"
 	"github.com/connectguard/guard/interceptors/requestid"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
-// Interceptor applies each method's rate_limit policy.
+// MaxQuotas is the most quotas one decision may count a call against.
+const MaxQuotas = 4
+
+// A Quota is a budget: at most Limit calls under Key in any rolling
+// Window.
+type Quota struct {
+	// Name is the policy's name in the RateLimit headers ("ip", "user",
+	// "method"): short, and unique among the quotas of one response.
+	Name string
+	// Key names whose budget it is, such as "ip|203.0.113.7".
+	Key    string
+	Limit  int
+	Window time.Duration
+}
+
+// QuotaState is a quota after a decision.
+type QuotaState struct {
+	Quota Quota
+	// Remaining is how many more calls fit now.
+	Remaining int
+	// Reset is how long until a counted call leaves the window (a call is
+	// given back); zero when none is counted.
+	Reset time.Duration
+}
+
+// Decision is the outcome of Limiter.Allow.
+type Decision struct {
+	Allowed bool
+	// RetryAfter, when refused, is how long until the call fits every
+	// quota: whole seconds, rounded up, at least one.
+	RetryAfter time.Duration
+	states     [MaxQuotas]QuotaState
+	n          int
+}
+
+// States returns each quota's state after the decision, in the order the
+// quotas were given.
+func (d *Decision) States() []QuotaState { return d.states[:d.n] }
+
+// NewDecision is a Decision with these states, for Limiter implementations
+// other than this package's.
+func NewDecision(allowed bool, retryAfter time.Duration, states ...QuotaState) Decision {
+	d := Decision{Allowed: allowed, RetryAfter: retryAfter, n: min(len(states), MaxQuotas)}
+	copy(d.states[:], states)
+	return d
+}
+
+// Limiter is a store of budgets.
+type Limiter interface {
+	// Allow spends one call of every quota (1 to MaxQuotas), or of none:
+	// the call is admitted only if every quota has room. An error means
+	// the store could not decide; callers fail closed on it.
+	Allow(ctx context.Context, quotas ...Quota) (Decision, error)
+}
+
+// Interceptor applies the per-user budget over all methods and each
+// method's rate_limit policy.
 type Interceptor struct {
-	callcheck.Interceptor
+	table *policy.Table
+	l     Limiter
+	user  Quota // Limit 0: no per-user budget over all methods
+	log   *slog.Logger
 }
 
 // NewInterceptor returns an Interceptor spending l's budgets per the
-// policies of table. It must run after authn: a per-user limit on a call
-// without a principal is refused.
-func NewInterceptor(table *policy.Table, l *Limiter) *Interceptor {
-	return &Interceptor{callcheck.New(func(ctx context.Context, call callcheck.Call) (context.Context, error) {
-		rule, ok := table.Lookup(call.Spec.Procedure)
-		if !ok {
-			return ctx, policy.ErrNoPolicy()
-		}
-		rl := rule.RateLimit
-		if rl == nil {
-			return ctx, nil
-		}
-		// A call limited per user and per IP spends both budgets or
-		// neither (AllowAll): a refusal by one must not drain the other.
-		var buf [2]string
-		keys := buf[:0]
-		if rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_USER || rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_BOTH {
-			p, err := authn.Caller(ctx)
-			if err != nil {
-				return ctx, err
-			}
-			keys = append(keys, "u|"+p.UserID+"|"+rule.Procedure)
-		}
-		if rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_IP || rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_BOTH {
-			keys = append(keys, "i|"+callerIP(ctx, call.Peer).String()+"|"+rule.Procedure)
-		}
-		if d := l.AllowAll(rl.Requests, rl.Window, keys...); !d.Allowed {
-			return ctx, Error(d)
-		}
-		return ctx, nil
-	})}
+// policies of table (and WithUserLimit). It must run after authn: a
+// per-user limit on a call without a principal is refused.
+func NewInterceptor(table *policy.Table, l Limiter, opts ...InterceptorOption) *Interceptor {
+	i := &Interceptor{table: table, l: l, log: slog.Default()}
+	for _, o := range opts {
+		o.applyInterceptor(i)
+	}
+	return i
 }
 
-// callerIP prefers the address clientip resolved; without that middleware
-// it falls back to the direct peer.
-func callerIP(ctx context.Context, peer connect.Peer) netip.Addr {
+// WrapUnary implements connect.Interceptor.
+func (i *Interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if req.Spec().IsClient {
+			return next(ctx, req)
+		}
+		d, err := i.check(ctx, req.Spec().Procedure, req.Peer())
+		if err != nil {
+			return nil, err
+		}
+		res, err := next(ctx, req)
+		var ce *connect.Error
+		switch {
+		case err != nil && errors.As(err, &ce):
+			setHeaders(ce.Meta(), d.States())
+		case err == nil && res != nil:
+			setHeaders(res.Header(), d.States())
+		}
+		return res, err
+	}
+}
+
+// WrapStreamingClient implements connect.Interceptor.
+func (i *Interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+// WrapStreamingHandler implements connect.Interceptor. A stream is one
+// call: it spends one of each budget when it opens.
+func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		d, err := i.check(ctx, conn.Spec().Procedure, conn.Peer())
+		if err != nil {
+			return err
+		}
+		setHeaders(conn.ResponseHeader(), d.States())
+		return next(ctx, conn)
+	}
+}
+
+// check decides a call; a refusal (or the store's failure) is the error.
+func (i *Interceptor) check(ctx context.Context, procedure string, peer connect.Peer) (Decision, error) {
+	rule, ok := i.table.Lookup(procedure)
+	if !ok {
+		return Decision{}, policy.ErrNoPolicy()
+	}
+	var buf [MaxQuotas]Quota
+	quotas := buf[:0]
+	p, authenticated := authn.PrincipalFrom(ctx)
+	if i.user.Limit > 0 && authenticated && !rule.Public {
+		q := i.user
+		q.Key = "u|" + p.UserID
+		quotas = append(quotas, q)
+	}
+	if rl := rule.RateLimit; rl != nil {
+		byUser := rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_USER || rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_BOTH
+		byIP := rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_IP || rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_BOTH
+		userName, ipName := "method", "method"
+		if byUser && byIP {
+			userName, ipName = "method-user", "method-ip"
+		}
+		if byUser {
+			caller, err := authn.Caller(ctx)
+			if err != nil {
+				return Decision{}, err
+			}
+			quotas = append(quotas, Quota{Name: userName, Key: "m|" + procedure + "|u|" + caller.UserID, Limit: rl.Requests, Window: rl.Window})
+		}
+		if byIP {
+			quotas = append(quotas, Quota{Name: ipName, Key: "m|" + procedure + "|i|" + callerNetwork(ctx, peer).String(), Limit: rl.Requests, Window: rl.Window})
+		}
+	}
+	if len(quotas) == 0 {
+		return Decision{}, nil
+	}
+	d, err := i.l.Allow(ctx, quotas...)
+	if err != nil {
+		i.log.ErrorContext(ctx, "rate limit store failed", "procedure", procedure, "request_id", requestid.From(ctx), "error", err)
+		return Decision{}, requestid.InternalError(ctx)
+	}
+	if !d.Allowed {
+		return d, Error(d)
+	}
+	return d, nil
+}
+
+// callerNetwork is the client's network (clientip.Network) as clientip
+// resolved it; without that middleware, the direct peer's, never one
+// bucket shared by everyone.
+func callerNetwork(ctx context.Context, peer connect.Peer) netip.Addr {
 	if ip, ok := clientip.From(ctx); ok {
-		return ip
+		return clientip.Network(ip)
 	}
 	ap, err := netip.ParseAddrPort(peer.Addr)
 	if err != nil {
 		return netip.Addr{}
 	}
-	return ap.Addr().Unmap()
+	return clientip.Network(ap.Addr())
 }
 
-// Error is the refusal for a Decision that did not allow the call.
+// Error is the refusal for a Decision that did not allow the call, with
+// the RateLimit headers of its quotas.
 func Error(d Decision) *connect.Error {
-	return Exhausted("rate limit exceeded", d.Limit, d.RetryAfter)
+	err := Exhausted("rate limit exceeded", d.RetryAfter)
+	setHeaders(err.Meta(), d.States())
+	return err
 }
 
 // Exhausted is a resource_exhausted refusal saying msg and when to retry:
-// the Retry-After and RateLimit-* headers and a google.rpc.RetryInfo
-// detail. Other budgets (such as login lockouts) refuse with it too; with
-// limit 0 the RateLimit-* headers are left out.
-func Exhausted(msg string, limit int, retryAfter time.Duration) *connect.Error {
+// Retry-After (whole seconds, rounded up) and a google.rpc.RetryInfo
+// detail. Other budgets (such as login lockouts) refuse with it too.
+func Exhausted(msg string, retryAfter time.Duration) *connect.Error {
+	retryAfter = roundUp(retryAfter)
 	secs := int64(retryAfter / time.Second)
 	err := connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("%s: retry in %d s", msg, secs))
 	if detail, derr := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter)}); derr == nil {
 		err.AddDetail(detail)
 	}
 	err.Meta().Set("Retry-After", strconv.FormatInt(secs, 10))
-	if limit > 0 {
-		err.Meta().Set("RateLimit-Limit", strconv.Itoa(limit))
-		err.Meta().Set("RateLimit-Remaining", "0")
-		err.Meta().Set("RateLimit-Reset", strconv.FormatInt(secs, 10))
-	}
 	return err
 }
 
+// The header fields of draft-ietf-httpapi-ratelimit-headers.
+const (
+	policyHeader = "Ratelimit-Policy"
+	stateHeader  = "Ratelimit"
+)
+
+// setHeaders adds the RateLimit-Policy and RateLimit items of states to
+// h: `"<name>";q=<limit>;w=<window s>` and `"<name>";r=<remaining>;t=<s>`.
+// Items from several layers (the HTTP layer's, the interceptor's) add up
+// into one list per field.
+func setHeaders(h http.Header, states []QuotaState) {
+	for _, st := range states {
+		h.Add(policyHeader, strconv.Quote(st.Quota.Name)+";q="+strconv.Itoa(st.Quota.Limit)+";w="+
+			strconv.FormatInt(int64(st.Quota.Window/time.Second), 10))
+		h.Add(stateHeader, strconv.Quote(st.Quota.Name)+";r="+strconv.Itoa(st.Remaining)+";t="+
+			strconv.FormatInt(int64((st.Reset+time.Second-1)/time.Second), 10))
+	}
+}
+
+// HeaderNames are the response headers this package sets, for CORS to
+// expose to browser code.
+func HeaderNames() []string {
+	return []string{"Retry-After", "RateLimit-Policy", "RateLimit"}
+}
+
 // Middleware refuses HTTP requests beyond requests per window from one
-// client IP (as resolved by clientip.Middleware, which must run first),
-// answering in the caller's protocol. Refusals are logged to log at Warn,
-// aggregated so that a flood cannot flood the log: the first refusal of an
-// address in a 10 s interval is logged with its request id, the others of
-// the interval are summed up in one line at its end, and beyond 100
-// addresses an interval sums up the rest in a single line. A nil log logs
-// nothing.
-func Middleware(l *Limiter, requests int, window time.Duration, log *slog.Logger, next http.Handler) http.Handler {
+// client network (clientip.Network of the address clientip.Middleware
+// resolved, or of the peer without it), answering in the caller's
+// protocol, before the body is read. Every response it lets through
+// carries the quota's RateLimit headers. Refusals are logged to log at
+// Warn, aggregated so that a flood cannot flood the log: the first refusal
+// of an address in a 10 s interval is logged with its request id, the
+// others of the interval are summed up in one line at its end, and beyond
+// 100 addresses an interval sums up the rest in a single line. A nil log
+// logs nothing. The store's failure answers internal (fail closed; a store
+// such as redislimiter decides its own fallback before that).
+func Middleware(l Limiter, requests int, window time.Duration, log *slog.Logger, next http.Handler) http.Handler {
 	errw := connect.NewErrorWriter()
 	refusals := newRefusalLog(log, "per-IP rate limit refused a request")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip, _ := clientip.From(r.Context())
-		// One allocation for the key, where "ip|"+ip.String() made two.
-		var buf [48]byte
-		if d := l.Allow(string(ip.AppendTo(append(buf[:0], "ip|"...))), requests, window); !d.Allowed {
-			refusals.refused(r.Context(), ip.String(),
+		ip, ok := clientip.From(r.Context())
+		if !ok {
+			if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+				ip = ap.Addr()
+			}
+		}
+		network := clientip.Network(ip)
+		var buf [48]byte // one allocation for the key
+		q := Quota{Name: "ip", Key: string(network.AppendTo(append(buf[:0], "ip|"...))), Limit: requests, Window: window}
+		d, err := l.Allow(r.Context(), q)
+		switch {
+		case err != nil:
+			if log != nil {
+				log.ErrorContext(r.Context(), "rate limit store failed", "request_id", requestid.From(r.Context()), "error", err)
+			}
+			_ = errw.Write(w, r, requestid.InternalError(r.Context()))
+		case !d.Allowed:
+			refusals.refused(r.Context(), network.String(),
 				slog.String("path", r.URL.Path), slog.String("request_id", requestid.From(r.Context())))
 			_ = errw.Write(w, r, Error(d))
-			return
+		default:
+			setHeaders(w.Header(), d.States())
+			next.ServeHTTP(w, r)
 		}
-		next.ServeHTTP(w, r)
 	})
 }

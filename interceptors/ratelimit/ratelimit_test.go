@@ -17,38 +17,35 @@ import (
 	"github.com/connectguard/guard/interceptors/internal/testservice/gen/guard/testservice/v1/testservicev1connect"
 	"github.com/connectguard/guard/interceptors/policy"
 	"github.com/connectguard/guard/interceptors/ratelimit"
+	"github.com/connectguard/guard/interceptors/ratelimit/ratelimittest"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 )
 
 func TestError(t *testing.T) {
 	t.Parallel()
+	quota := ratelimit.Quota{Name: "method", Key: "k", Limit: 20, Window: time.Minute}
 	tests := []struct {
 		name      string
-		d         ratelimit.Decision
+		retry     time.Duration
 		wantRetry string
-		wantLimit string
 	}{
-		{"one_second", ratelimit.Decision{Limit: 20, RetryAfter: time.Second}, "1", "20"},
-		{"minutes", ratelimit.Decision{Limit: 5, RetryAfter: 95 * time.Second}, "95", "5"},
+		{"one_second", time.Second, "1"},
+		{"rounded_up", 94*time.Second + time.Millisecond, "95"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := ratelimit.Error(tt.d)
+			err := ratelimit.Error(ratelimit.NewDecision(false, tt.retry, ratelimit.QuotaState{Quota: quota, Reset: 30 * time.Second}))
 			if got, want := err.Code(), connect.CodeResourceExhausted; got != want {
 				t.Errorf("Code() = %v, want %v", got, want)
-			}
-			if got, want := connect.CodeOf(err), connect.CodeResourceExhausted; got != want {
-				t.Errorf("CodeOf() = %v, want %v", got, want)
 			}
 			if msg := err.Message(); !strings.Contains(msg, "rate limit") || !strings.Contains(msg, tt.wantRetry) {
 				t.Errorf("Message() = %q, want it to say rate limit and %s", msg, tt.wantRetry)
 			}
 			for header, want := range map[string]string{
-				"Retry-After":         tt.wantRetry,
-				"RateLimit-Limit":     tt.wantLimit,
-				"RateLimit-Remaining": "0",
-				"RateLimit-Reset":     tt.wantRetry,
+				"Retry-After":      tt.wantRetry,
+				"RateLimit-Policy": `"method";q=20;w=60`,
+				"RateLimit":        `"method";r=0;t=30`,
 			} {
 				if got := err.Meta().Get(header); got != want {
 					t.Errorf("Meta().Get(%q) = %q, want %q", header, got, want)
@@ -67,34 +64,10 @@ func TestError(t *testing.T) {
 			if retry == nil {
 				t.Fatalf("Details() has no google.rpc.RetryInfo, want one")
 			}
-			if got := retry.GetRetryDelay().AsDuration(); got != tt.d.RetryAfter {
-				t.Errorf("RetryInfo.RetryDelay = %v, want %v", got, tt.d.RetryAfter)
+			if got := retry.GetRetryDelay().AsDuration(); strconv.Itoa(int(got/time.Second)) != tt.wantRetry || got%time.Second != 0 {
+				t.Errorf("RetryInfo.RetryDelay = %v, want %s s", got, tt.wantRetry)
 			}
 		})
-	}
-}
-
-// TestError_fromLimiter checks the error of a real refusal end to end.
-func TestError_fromLimiter(t *testing.T) {
-	t.Parallel()
-	clock := newFakeClock(t0)
-	l := newLimiter(clock)
-	l.Allow("k", 1, time.Minute)
-	d := l.Allow("k", 1, time.Minute)
-	if d.Allowed {
-		t.Fatal("second call allowed, want refused")
-	}
-	err := ratelimit.Error(d)
-	secs, perr := strconv.Atoi(err.Meta().Get("Retry-After"))
-	if perr != nil {
-		t.Fatalf("Retry-After = %q, want an integer: %v", err.Meta().Get("Retry-After"), perr)
-	}
-	if got, want := time.Duration(secs)*time.Second, d.RetryAfter; got != want {
-		t.Errorf("Retry-After = %v, want %v", got, want)
-	}
-	clock.Advance(time.Duration(secs) * time.Second)
-	if d := l.Allow("k", 1, time.Minute); !d.Allowed {
-		t.Errorf("after Retry-After: refused, want allowed")
 	}
 }
 
@@ -110,8 +83,8 @@ type wireError struct {
 func TestMiddleware(t *testing.T) {
 	t.Parallel()
 	const limit = 3
-	clock := newFakeClock(t0)
-	l := newLimiter(clock)
+	clock := ratelimittest.NewClock(t0)
+	l := ratelimit.NewMemory(ratelimit.WithClock(clock.Now))
 	var served int
 	next := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		served++
@@ -150,8 +123,8 @@ func TestMiddleware(t *testing.T) {
 	if err != nil || secs < 1 || secs > 120 {
 		t.Errorf("Retry-After = %q, want whole seconds in 1..120", retryAfter)
 	}
-	if got, want := rec.Header().Get("RateLimit-Limit"), strconv.Itoa(limit); got != want {
-		t.Errorf("RateLimit-Limit = %q, want %q", got, want)
+	if got, want := rec.Header().Get("RateLimit-Policy"), `"ip";q=3;w=60`; got != want {
+		t.Errorf("RateLimit-Policy = %q, want %q", got, want)
 	}
 	if got, want := rec.Header().Get("Content-Type"), "application/json"; got != want {
 		t.Errorf("Content-Type = %q, want %q", got, want)
@@ -195,7 +168,7 @@ func TestMiddleware(t *testing.T) {
 // TestMiddleware_realServer runs the middleware behind a real HTTP server.
 func TestMiddleware_realServer(t *testing.T) {
 	t.Parallel()
-	l := newLimiter(newFakeClock(t0))
+	l := ratelimit.NewMemory(ratelimit.WithClock(ratelimittest.NewClock(t0).Now))
 	srv := httptest.NewServer(clientip.NewResolver(nil).Middleware(
 		ratelimit.Middleware(l, 2, time.Minute, nil, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.WriteHeader(http.StatusNoContent)
@@ -229,7 +202,7 @@ func TestMiddleware_realServer(t *testing.T) {
 
 func TestError_isConnectError(t *testing.T) {
 	t.Parallel()
-	var err error = ratelimit.Error(ratelimit.Decision{Limit: 1, RetryAfter: 3 * time.Second})
+	var err error = ratelimit.Error(ratelimit.NewDecision(false, 3*time.Second))
 	var ce *connect.Error
 	if !errors.As(err, &ce) {
 		t.Fatalf("Error() = %T, want *connect.Error", err)
@@ -250,7 +223,7 @@ var tokens = testservice.Tokens{
 type limited struct {
 	srv   *testservice.Server
 	svc   *testservice.Service
-	clock *fakeClock
+	clock *ratelimittest.Clock
 }
 
 func startLimited(t *testing.T) *limited {
@@ -259,10 +232,10 @@ func startLimited(t *testing.T) *limited {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &limited{svc: testservice.NewService(nil), clock: newFakeClock(t0)}
+	l := &limited{svc: testservice.NewService(nil), clock: ratelimittest.NewClock(t0)}
 	l.srv = testservice.Start(l.svc, connect.WithInterceptors(
 		authn.NewInterceptor(table, tokens),
-		ratelimit.NewInterceptor(table, newLimiter(l.clock))))
+		ratelimit.NewInterceptor(table, ratelimit.NewMemory(ratelimit.WithClock(l.clock.Now)))))
 	t.Cleanup(l.srv.Close)
 	return l
 }
@@ -311,15 +284,15 @@ func checkRefusal(t *testing.T, res testservice.Result, handled bool, limit int)
 		t.Errorf("RetryInfo delay = %v, want within two windows", delay)
 	}
 	secs := strconv.Itoa(int(delay / time.Second))
-	for header, want := range map[string]string{
-		"Retry-After":         secs,
-		"RateLimit-Limit":     strconv.Itoa(limit),
-		"RateLimit-Remaining": "0",
-		"RateLimit-Reset":     secs,
-	} {
-		if got := res.Meta.Values(header); len(got) != 1 || got[0] != want {
-			t.Errorf("%s = %q, want %q", header, got, want)
-		}
+	if got := res.Meta.Values("Retry-After"); len(got) != 1 || got[0] != secs {
+		t.Errorf("Retry-After = %q, want %q", got, secs)
+	}
+	policies := strings.Join(res.Meta.Values("RateLimit-Policy"), ",")
+	if !strings.Contains(policies, ";q="+strconv.Itoa(limit)+";") {
+		t.Errorf("RateLimit-Policy = %q, want a quota of %d", policies, limit)
+	}
+	if state := strings.Join(res.Meta.Values("RateLimit"), ","); !strings.Contains(state, ";r=0;") {
+		t.Errorf("RateLimit = %q, want a quota with none remaining", state)
 	}
 	if got, want := res.Message(), "rate limit exceeded: retry in "+secs+" s"; got != want {
 		t.Errorf("message = %q, want %q", got, want)
@@ -503,7 +476,7 @@ func TestInterceptor_failsClosed(t *testing.T) {
 			t.Run(tt.name+"/"+protocol, func(t *testing.T) {
 				t.Parallel()
 				svc := testservice.NewService(nil)
-				srv := testservice.Start(svc, connect.WithInterceptors(ratelimit.NewInterceptor(tt.table, ratelimit.NewLimiter())))
+				srv := testservice.Start(svc, connect.WithInterceptors(ratelimit.NewInterceptor(tt.table, ratelimit.NewMemory())))
 				t.Cleanup(srv.Close)
 				res := testservice.Call(t.Context(), srv.Client(protocol), tt.procedure, testservice.Bearer("alice"), "a")
 				if got := res.Code(); got != tt.code {
@@ -529,7 +502,7 @@ func TestInterceptor_peerAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := testservice.NewService(nil)
-	srv := httptest.NewUnstartedServer(testservice.Handler(svc, connect.WithInterceptors(ratelimit.NewInterceptor(table, ratelimit.NewLimiter()))))
+	srv := httptest.NewUnstartedServer(testservice.Handler(svc, connect.WithInterceptors(ratelimit.NewInterceptor(table, ratelimit.NewMemory()))))
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
 	t.Cleanup(srv.Close)

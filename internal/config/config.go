@@ -40,6 +40,8 @@ type Config struct {
 	TrustedProxies         []netip.Prefix
 	IPRateLimit            int
 	IPRateWindow           time.Duration
+	UserRateLimit          int
+	UserRateWindow         time.Duration
 	MaxBodyBytes           int
 	Reflection             bool
 	LogLevel               slog.Level
@@ -119,6 +121,8 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	str(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
 	num(&c.IPRateLimit, "ip-rate-limit", 600, "requests per client IP per -ip-rate-window, for all endpoints")
 	dur(&c.IPRateWindow, "ip-rate-window", time.Minute, "window of -ip-rate-limit")
+	num(&c.UserRateLimit, "user-rate-limit", 1200, "calls per authenticated user per -user-rate-window, over all methods and credentials")
+	dur(&c.UserRateWindow, "user-rate-window", time.Minute, "window of -user-rate-limit")
 	num(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest request message accepted, in bytes")
 	boolean(&c.Reflection, "reflection", false, "development setting: serve gRPC reflection, which describes every API (AdminService too) to anonymous callers")
 	str(&level, "log-level", "info", "debug, info, warn or error")
@@ -191,8 +195,11 @@ func (c *Config) Validate() error {
 	if c.AccountLockoutFailures < c.LockoutFailures {
 		bad("-account-lockout-failures: %d is below -lockout-failures %d; the account-wide ceiling must be the higher one, or one guesser locks the owner out", c.AccountLockoutFailures, c.LockoutFailures)
 	}
-	if c.IPRateLimit < 1 || c.IPRateWindow <= 0 {
-		bad("-ip-rate-limit and -ip-rate-window must be positive")
+	if c.IPRateLimit < 1 || c.IPRateWindow < time.Second {
+		bad("-ip-rate-limit must be positive and -ip-rate-window at least 1s")
+	}
+	if c.UserRateLimit < 1 || c.UserRateWindow < time.Second {
+		bad("-user-rate-limit must be positive and -user-rate-window at least 1s")
 	}
 	if c.ReadTimeout < time.Second || c.ReadTimeout > 10*time.Minute {
 		bad("-read-timeout: %s is outside 1s..10m", c.ReadTimeout)

@@ -347,8 +347,9 @@ func TestLoginRateLimitedPerIP(t *testing.T) {
 	if res.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("got HTTP %d %s, want 429", res.StatusCode, b)
 	}
-	if res.Header.Get("Retry-After") == "" || res.Header.Get("RateLimit-Limit") != "20" {
-		t.Errorf("got Retry-After %q RateLimit-Limit %q, want both set", res.Header.Get("Retry-After"), res.Header.Get("RateLimit-Limit"))
+	policies := strings.Join(res.Header.Values("RateLimit-Policy"), ", ")
+	if res.Header.Get("Retry-After") == "" || !strings.Contains(policies, `"method";q=20;w=60`) {
+		t.Errorf("got Retry-After %q RateLimit-Policy %q, want both set, with Login's 20 per minute", res.Header.Get("Retry-After"), policies)
 	}
 	// The same refusal over gRPC carries a RetryInfo detail.
 	_, err := srv.Client(goclient.GRPC, "").Auth.Login(context.Background(),

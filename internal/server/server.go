@@ -275,6 +275,7 @@ func mount(cfg config.Config, services []service, d deps) (http.Handler, error) 
 		guard.WithLogger(d.log), guard.WithRealm("guard"),
 		guard.WithMaxBodyBytes(cfg.MaxBodyBytes),
 		guard.WithIPRateLimit(cfg.IPRateLimit, cfg.IPRateWindow),
+		guard.WithUserRateLimit(cfg.UserRateLimit, cfg.UserRateWindow),
 		guard.WithTrustedProxies(cfg.TrustedProxies),
 		guard.WithCORSOrigins(cfg.CORSOrigins),
 	}

@@ -111,7 +111,7 @@ func (s *Service) Login(ctx context.Context, req *connect.Request[authv1.LoginRe
 	email := req.Msg.GetEmail()
 	ip, _ := clientip.From(ctx)
 	if ok, wait := s.lockout.Check(email, ip); !ok {
-		return nil, ratelimit.Exhausted("too many failed logins", 0, wait)
+		return nil, ratelimit.Exhausted("too many failed logins", wait)
 	}
 	u, hash, err := s.store.UserByEmail(ctx, email)
 	if errors.Is(err, store.ErrNotFound) {
@@ -308,7 +308,7 @@ func (s *Service) ChangePassword(ctx context.Context, req *connect.Request[authv
 	}
 	ip, _ := clientip.From(ctx)
 	if ok, wait := s.lockout.Check(u.Email, ip); !ok {
-		return nil, ratelimit.Exhausted("too many failed password checks", 0, wait)
+		return nil, ratelimit.Exhausted("too many failed password checks", wait)
 	}
 	hash, err := s.store.PasswordHash(ctx, p.UserID)
 	if err != nil {
