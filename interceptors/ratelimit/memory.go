@@ -88,6 +88,14 @@ func (l *Memory) Allow(_ context.Context, quotas ...Quota) (Decision, error) {
 		return Decision{}, err
 	}
 	now := l.now().UnixNano()
+	if len(quotas) == 1 { // the common case: one shard, no ordering
+		s := &l.shards[maphash.String(l.seed, quotas[0].Key)%shards]
+		s.mu.Lock()
+		c := [1]counter{l.counter(s, quotas[0], now)}
+		d := decide(quotas, c[:], now)
+		s.mu.Unlock()
+		return d, nil
+	}
 	// Lock every shard involved, in index order, so that the decision
 	// over several quotas is atomic and two calls cannot deadlock.
 	var idx [MaxQuotas]int
@@ -126,8 +134,9 @@ func (l *Memory) counter(s *shard, q Quota, now int64) counter {
 		if ov != nil {
 			// Calls this key made while it overflowed move with it.
 			if n := ov.estimate(l.seed, q.Key, now); n > 0 {
-				w.advance(w.bucket(now))
-				w.counts[w.newest%(SubBuckets+1)] = uint32(n)
+				w.advance(now)
+				w.counts[slot(w.newest)] = uint32(n)
+				w.total = n
 			}
 		}
 		return counter{w: w}
@@ -135,7 +144,7 @@ func (l *Memory) counter(s *shard, q Quota, now int64) counter {
 	if ov == nil {
 		ov = l.overflowTable(q.Window, true)
 	}
-	return counter{ov: ov, key: q.Key, seed: l.seed}
+	return counter{ov: ov, cells: ov.cellsOf(l.seed, q.Key)}
 }
 
 // overflowTable returns the overflow table of windows of length size,
@@ -165,10 +174,9 @@ func (l *Memory) Len() int {
 // counter is where one quota's calls are counted: an exact window, or
 // overflow cells.
 type counter struct {
-	w    *window
-	ov   *overflowTable
-	key  string
-	seed maphash.Seed
+	w     *window
+	ov    *overflowTable
+	cells [overflowRows]*window
 }
 
 // decide admits the call if every counter has room, then spends one call
@@ -176,38 +184,54 @@ type counter struct {
 func decide(quotas []Quota, cs []counter, now int64) Decision {
 	d := Decision{Allowed: true, n: len(quotas)}
 	for i, q := range quotas {
-		used, reset, wait := cs[i].state(now, q.Limit)
-		st := QuotaState{Quota: q, Remaining: max(0, q.Limit-used-1), Reset: reset}
+		used := cs[i].used(now)
+		d.states[i] = QuotaState{Quota: q, Remaining: max(0, q.Limit-used-1)}
 		if used+1 > q.Limit {
 			d.Allowed = false
-			st.Remaining = 0
-			d.RetryAfter = max(d.RetryAfter, wait)
+			d.states[i].Remaining = 0
+			d.RetryAfter = max(d.RetryAfter, cs[i].wait(now, q.Limit-1))
 		}
-		d.states[i] = st
 	}
 	if !d.Allowed {
+		for i := range quotas {
+			d.states[i].Reset = cs[i].reset(now)
+		}
 		d.RetryAfter = roundUp(d.RetryAfter)
 		return d
 	}
 	for i, c := range cs {
 		c.spend(now)
-		_, d.states[i].Reset, _ = c.state(now, quotas[i].Limit)
+		d.states[i].Reset = c.reset(now)
 	}
 	return d
 }
 
-// state returns the calls counted at now, when one is given back, and how
-// long until one more call would fit a limit.
-func (c counter) state(now int64, limit int) (used int, reset, wait time.Duration) {
+// used returns the calls counted at now.
+func (c counter) used(now int64) int {
 	if c.w != nil {
-		c.w.advance(c.w.bucket(now))
-		used = c.w.count()
-		if used+1 > limit {
-			wait = c.w.wait(now, limit-1)
-		}
-		return used, c.w.reset(now), wait
+		c.w.advance(now)
+		return c.w.count()
 	}
-	return c.ov.state(c.seed, c.key, now, limit)
+	w := c.ov.least(c.cells, now)
+	return w.count()
+}
+
+// wait returns how long from now until at most fits calls are counted.
+func (c counter) wait(now int64, fits int) time.Duration {
+	if c.w != nil {
+		return c.w.wait(now, fits)
+	}
+	w := c.ov.least(c.cells, now)
+	return w.wait(now, fits)
+}
+
+// reset returns how long until a counted call is given back.
+func (c counter) reset(now int64) time.Duration {
+	if c.w != nil {
+		return c.w.reset(now)
+	}
+	w := c.ov.least(c.cells, now)
+	return w.reset(now)
 }
 
 func (c counter) spend(now int64) {
@@ -215,7 +239,7 @@ func (c counter) spend(now int64) {
 		c.w.spend()
 		return
 	}
-	c.ov.spend(c.seed, c.key, now)
+	c.ov.spend(c.cells, now)
 }
 
 // roundUp rounds a wait up to whole seconds, at least one: a client that
@@ -238,7 +262,7 @@ func newOverflowTable(size time.Duration) *overflowTable {
 	t := &overflowTable{size: size}
 	for r := range t.cells {
 		for c := range t.cells[r] {
-			t.cells[r][c].size = size
+			t.cells[r][c] = *newWindow(size)
 		}
 	}
 	return t
@@ -253,33 +277,31 @@ func (t *overflowTable) cellsOf(seed maphash.Seed, key string) [overflowRows]*wi
 	return out
 }
 
+// estimate returns the calls of key's least-loaded cell at now.
 func (t *overflowTable) estimate(seed maphash.Seed, key string, now int64) int {
-	used, _, _ := t.state(seed, key, now, 0)
-	return used
+	w := t.least(t.cellsOf(seed, key), now)
+	return w.count()
 }
 
-func (t *overflowTable) state(seed maphash.Seed, key string, now int64, limit int) (used int, reset, wait time.Duration) {
+// least returns a copy of the least-loaded of a key's cells at now.
+func (t *overflowTable) least(cells [overflowRows]*window, now int64) window {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	used = -1
 	var least *window
-	for _, w := range t.cellsOf(seed, key) {
-		w.advance(w.bucket(now))
-		if n := w.count(); used < 0 || n < used {
-			used, least = n, w
+	for _, w := range cells {
+		w.advance(now)
+		if least == nil || w.count() < least.count() {
+			least = w
 		}
 	}
-	if used+1 > limit && limit > 0 {
-		wait = least.wait(now, limit-1)
-	}
-	return used, least.reset(now), wait
+	return *least
 }
 
-func (t *overflowTable) spend(seed maphash.Seed, key string, now int64) {
+func (t *overflowTable) spend(cells [overflowRows]*window, now int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, w := range t.cellsOf(seed, key) {
-		w.advance(w.bucket(now))
+	for _, w := range cells {
+		w.advance(now)
 		w.spend()
 	}
 }

@@ -78,8 +78,9 @@ func (m *Map[K, V, T]) Put(k K, v V, now T) {
 // only what loses nothing: entries a Sweeps function accepts, or ranked 0
 // or less. When the map is full of entries worth keeping it inserts
 // nothing and returns false. Repeated failures cost O(1) each: after one,
-// TryPut looks again only when a sweep is due (one per max(1, maxKeys/8)
-// attempts), so a flood of new keys pays amortised O(1) per key.
+// TryPut looks again only after maxKeys more attempts (then with a sweep
+// and a sample), so a flood of new keys into a map full of valuable
+// entries pays about one entry looked at per key.
 func (m *Map[K, V, T]) TryPut(k K, v V, now T) bool {
 	if _, ok := m.m[k]; ok {
 		m.m[k] = v
@@ -87,7 +88,7 @@ func (m *Map[K, V, T]) TryPut(k K, v V, now T) bool {
 	}
 	m.sinceSweep++
 	if len(m.m) >= m.maxKeys {
-		if m.full && m.sinceSweep < m.sweepEvery {
+		if m.full && m.sinceSweep < m.maxKeys {
 			return false
 		}
 		if !m.dropWorthless(now) {
@@ -103,7 +104,7 @@ func (m *Map[K, V, T]) TryPut(k K, v V, now T) bool {
 // dropWorthless frees a slot by a sweep when one is due, else by a sample
 // of entries ranked 0 or less. It reports whether it freed one.
 func (m *Map[K, V, T]) dropWorthless(now T) bool {
-	if m.sinceSweep >= m.sweepEvery {
+	if m.sinceSweep >= m.sweepEvery || m.full {
 		m.sinceSweep = 0
 		for _, drop := range m.rule.Sweeps {
 			for k, v := range m.m {
