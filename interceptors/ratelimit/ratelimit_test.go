@@ -520,3 +520,33 @@ func TestInterceptor_peerAddress(t *testing.T) {
 		t.Errorf("handler reached %d times, want 2", got)
 	}
 }
+
+// TestMiddleware_withoutClientIP: without clientip in front, the budget is
+// the peer's network, never one bucket shared by every client.
+func TestMiddleware_withoutClientIP(t *testing.T) {
+	t.Parallel()
+	l := ratelimit.NewMemory(ratelimit.WithClock(ratelimittest.NewClock(t0).Now))
+	h := ratelimit.Middleware(l, 1, time.Minute, nil, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	call := func(remote string) int {
+		r := httptest.NewRequest(http.MethodPost, "/svc/Method", strings.NewReader("{}"))
+		r.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		return rec.Code
+	}
+	if code := call("192.0.2.1:1000"); code != http.StatusOK {
+		t.Fatalf("first client: HTTP %d", code)
+	}
+	if code := call("192.0.2.1:2000"); code != http.StatusTooManyRequests {
+		t.Errorf("first client again: HTTP %d, want 429", code)
+	}
+	if code := call("198.51.100.2:1000"); code != http.StatusOK {
+		t.Errorf("another client: HTTP %d, want 200 (its own budget)", code)
+	}
+	if code := call("[2001:db8::1]:1000"); code != http.StatusOK {
+		t.Errorf("an IPv6 client: HTTP %d, want 200", code)
+	}
+	if code := call("[2001:db8::2]:1000"); code != http.StatusTooManyRequests {
+		t.Errorf("the same /64: HTTP %d, want 429", code)
+	}
+}
