@@ -106,15 +106,53 @@ type Interceptor struct {
 	l     Limiter
 	user  Quota // Limit 0: no per-user budget over all methods
 	log   *slog.Logger
+	plans map[string]*plan
+}
+
+// plan is what the Interceptor counts one procedure's calls against,
+// worked out once: the quotas (without their keys) and the RateLimit-Policy
+// line they give, for a call with and without a principal.
+type plan struct {
+	user               bool // the per-user budget applies (not a public method)
+	byUser, byIP       bool
+	methodUser, methIP Quota
+	withUser, anon     []string // policy lines, shared: never written to
 }
 
 // NewInterceptor returns an Interceptor spending l's budgets per the
 // policies of table (and WithUserLimit). It must run after authn: a
 // per-user limit on a call without a principal is refused.
 func NewInterceptor(table *policy.Table, l Limiter, opts ...InterceptorOption) *Interceptor {
-	i := &Interceptor{table: table, l: l, log: slog.Default()}
+	i := &Interceptor{table: table, l: l, log: slog.Default(), plans: make(map[string]*plan)}
 	for _, o := range opts {
 		o.applyInterceptor(i)
+	}
+	for _, rule := range table.Rules() {
+		p := &plan{}
+		var anon []Quota
+		if rl := rule.RateLimit; rl != nil {
+			p.byUser = rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_USER || rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_BOTH
+			p.byIP = rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_IP || rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_BOTH
+			userName, ipName := "method", "method"
+			if p.byUser && p.byIP {
+				userName, ipName = "method-user", "method-ip"
+			}
+			p.methodUser = Quota{Name: userName, Limit: rl.Requests, Window: rl.Window}
+			p.methIP = Quota{Name: ipName, Limit: rl.Requests, Window: rl.Window}
+			if p.byUser {
+				anon = append(anon, p.methodUser)
+			}
+			if p.byIP {
+				anon = append(anon, p.methIP)
+			}
+		}
+		p.anon = policyLine(anon)
+		p.withUser = p.anon
+		if i.user.Limit > 0 && !rule.Public {
+			p.user = true
+			p.withUser = policyLine(append([]Quota{i.user}, anon...))
+		}
+		i.plans[rule.Procedure] = p
 	}
 	return i
 }
@@ -125,17 +163,19 @@ func (i *Interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		if req.Spec().IsClient {
 			return next(ctx, req)
 		}
-		d, err := i.check(ctx, req.Spec().Procedure, req.Peer())
+		d, line, err := i.check(ctx, req.Spec().Procedure, req.Peer())
 		if err != nil {
 			return nil, err
 		}
 		res, err := next(ctx, req)
-		var ce *connect.Error
-		switch {
-		case err != nil && errors.As(err, &ce):
-			setHeaders(ce.Meta(), d.States())
-		case err == nil && res != nil:
-			setHeaders(res.Header(), d.States())
+		if err == nil {
+			if res != nil {
+				setHeaders(res.Header(), line, d.States())
+			}
+			return res, nil
+		}
+		if ce := new(connect.Error); errors.As(err, &ce) { // only on errors: ce escapes
+			setHeaders(ce.Meta(), line, d.States())
 		}
 		return res, err
 	}
@@ -150,59 +190,57 @@ func (i *Interceptor) WrapStreamingClient(next connect.StreamingClientFunc) conn
 // call: it spends one of each budget when it opens.
 func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		d, err := i.check(ctx, conn.Spec().Procedure, conn.Peer())
+		d, line, err := i.check(ctx, conn.Spec().Procedure, conn.Peer())
 		if err != nil {
 			return err
 		}
-		setHeaders(conn.ResponseHeader(), d.States())
+		setHeaders(conn.ResponseHeader(), line, d.States())
 		return next(ctx, conn)
 	}
 }
 
-// check decides a call; a refusal (or the store's failure) is the error.
-func (i *Interceptor) check(ctx context.Context, procedure string, peer connect.Peer) (Decision, error) {
-	rule, ok := i.table.Lookup(procedure)
+// check decides a call, and returns the RateLimit-Policy line of its
+// quotas; a refusal (or the store's failure) is the error.
+func (i *Interceptor) check(ctx context.Context, procedure string, peer connect.Peer) (Decision, []string, error) {
+	p, ok := i.plans[procedure]
 	if !ok {
-		return Decision{}, policy.ErrNoPolicy()
+		return Decision{}, nil, policy.ErrNoPolicy()
 	}
 	var buf [MaxQuotas]Quota
 	quotas := buf[:0]
-	p, authenticated := authn.PrincipalFrom(ctx)
-	if i.user.Limit > 0 && authenticated && !rule.Public {
+	line := p.anon
+	if principal, authenticated := authn.PrincipalFrom(ctx); authenticated && p.user {
 		q := i.user
-		q.Key = "u|" + p.UserID
+		q.Key = "u|" + principal.UserID
+		quotas = append(quotas, q)
+		line = p.withUser
+	}
+	if p.byUser {
+		caller, err := authn.Caller(ctx)
+		if err != nil {
+			return Decision{}, nil, err
+		}
+		q := p.methodUser
+		q.Key = "m|" + procedure + "|u|" + caller.UserID
 		quotas = append(quotas, q)
 	}
-	if rl := rule.RateLimit; rl != nil {
-		byUser := rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_USER || rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_BOTH
-		byIP := rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_IP || rl.Key == policyv1.RateLimitKey_RATE_LIMIT_KEY_BOTH
-		userName, ipName := "method", "method"
-		if byUser && byIP {
-			userName, ipName = "method-user", "method-ip"
-		}
-		if byUser {
-			caller, err := authn.Caller(ctx)
-			if err != nil {
-				return Decision{}, err
-			}
-			quotas = append(quotas, Quota{Name: userName, Key: "m|" + procedure + "|u|" + caller.UserID, Limit: rl.Requests, Window: rl.Window})
-		}
-		if byIP {
-			quotas = append(quotas, Quota{Name: ipName, Key: "m|" + procedure + "|i|" + callerNetwork(ctx, peer).String(), Limit: rl.Requests, Window: rl.Window})
-		}
+	if p.byIP {
+		q := p.methIP
+		q.Key = "m|" + procedure + "|i|" + callerNetwork(ctx, peer).String()
+		quotas = append(quotas, q)
 	}
 	if len(quotas) == 0 {
-		return Decision{}, nil
+		return Decision{}, nil, nil
 	}
 	d, err := i.l.Allow(ctx, quotas...)
 	if err != nil {
 		i.log.ErrorContext(ctx, "rate limit store failed", "procedure", procedure, "request_id", requestid.From(ctx), "error", err)
-		return Decision{}, requestid.InternalError(ctx)
+		return Decision{}, nil, requestid.InternalError(ctx)
 	}
 	if !d.Allowed {
-		return d, Error(d)
+		return d, line, Error(d)
 	}
-	return d, nil
+	return d, line, nil
 }
 
 // callerNetwork is the client's network (clientip.Network) as clientip
@@ -223,7 +261,11 @@ func callerNetwork(ctx context.Context, peer connect.Peer) netip.Addr {
 // the RateLimit headers of its quotas.
 func Error(d Decision) *connect.Error {
 	err := Exhausted("rate limit exceeded", d.RetryAfter)
-	setHeaders(err.Meta(), d.States())
+	quotas := make([]Quota, 0, MaxQuotas)
+	for _, st := range d.States() {
+		quotas = append(quotas, st.Quota)
+	}
+	setHeaders(err.Meta(), policyLine(quotas), d.States())
 	return err
 }
 
@@ -247,17 +289,56 @@ const (
 	stateHeader  = "Ratelimit"
 )
 
-// setHeaders adds the RateLimit-Policy and RateLimit items of states to
-// h: `"<name>";q=<limit>;w=<window s>` and `"<name>";r=<remaining>;t=<s>`.
-// Items from several layers (the HTTP layer's, the interceptor's) add up
-// into one list per field.
-func setHeaders(h http.Header, states []QuotaState) {
-	for _, st := range states {
-		h.Add(policyHeader, strconv.Quote(st.Quota.Name)+";q="+strconv.Itoa(st.Quota.Limit)+";w="+
-			strconv.FormatInt(int64(st.Quota.Window/time.Second), 10))
-		h.Add(stateHeader, strconv.Quote(st.Quota.Name)+";r="+strconv.Itoa(st.Remaining)+";t="+
-			strconv.FormatInt(int64((st.Reset+time.Second-1)/time.Second), 10))
+// setHeaders adds to h the RateLimit-Policy line of the quotas
+// (policyLine) and the RateLimit line of their states:
+// `"<name>";q=<limit>;w=<window s>, ...` and
+// `"<name>";r=<remaining>;t=<s>, ...`, one line each per layer (the HTTP
+// layer's, the interceptor's). The policy line never changes for a set of
+// quotas, so callers make it once and share it; the state line costs one
+// string.
+func setHeaders(h http.Header, policy []string, states []QuotaState) {
+	if len(states) == 0 {
+		return
 	}
+	if h[policyHeader] == nil {
+		h[policyHeader] = policy // shared: its capacity is its length, so a later append copies
+	} else {
+		h[policyHeader] = append(h[policyHeader], policy...)
+	}
+	var buf [64 * MaxQuotas]byte
+	line := buf[:0]
+	for i, st := range states {
+		if i > 0 {
+			line = append(line, ", "...)
+		}
+		line = strconv.AppendQuote(line, st.Quota.Name)
+		line = append(line, ";r="...)
+		line = strconv.AppendInt(line, int64(st.Remaining), 10)
+		line = append(line, ";t="...)
+		line = strconv.AppendInt(line, int64((st.Reset+time.Second-1)/time.Second), 10)
+	}
+	h[stateHeader] = append(h[stateHeader], string(line))
+}
+
+// policyLine returns the RateLimit-Policy field line of quotas, in a
+// slice whose capacity is its length (so that sharing it is safe), or nil
+// for none.
+func policyLine(quotas []Quota) []string {
+	if len(quotas) == 0 {
+		return nil
+	}
+	var line []byte
+	for i, q := range quotas {
+		if i > 0 {
+			line = append(line, ", "...)
+		}
+		line = strconv.AppendQuote(line, q.Name)
+		line = append(line, ";q="...)
+		line = strconv.AppendInt(line, int64(q.Limit), 10)
+		line = append(line, ";w="...)
+		line = strconv.AppendInt(line, int64(q.Window/time.Second), 10)
+	}
+	return []string{string(line)}[:1:1]
 }
 
 // HeaderNames are the response headers this package sets, for CORS to
@@ -280,6 +361,7 @@ func HeaderNames() []string {
 func Middleware(l Limiter, requests int, window time.Duration, log *slog.Logger, next http.Handler) http.Handler {
 	errw := connect.NewErrorWriter()
 	refusals := newRefusalLog(log, "per-IP rate limit refused a request")
+	line := policyLine([]Quota{{Name: "ip", Limit: requests, Window: window}})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ip, ok := clientip.From(r.Context())
 		if !ok {
@@ -302,7 +384,7 @@ func Middleware(l Limiter, requests int, window time.Duration, log *slog.Logger,
 				slog.String("path", r.URL.Path), slog.String("request_id", requestid.From(r.Context())))
 			_ = errw.Write(w, r, Error(d))
 		default:
-			setHeaders(w.Header(), d.States())
+			setHeaders(w.Header(), line, d.States())
 			next.ServeHTTP(w, r)
 		}
 	})

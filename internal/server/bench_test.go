@@ -40,7 +40,7 @@ type benchEnv struct {
 func newBenchEnv(b *testing.B) *benchEnv {
 	b.Helper()
 	ctx := context.Background()
-	cfg, err := config.Parse([]string{"-ip-rate-limit=1000000000"}, func(string) string { return "" }, io.Discard)
+	cfg, err := config.Parse([]string{"-ip-rate-limit=1000000000", "-user-rate-limit=1000000000"}, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		b.Fatal(err)
 	}
