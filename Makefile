@@ -80,6 +80,8 @@ check-generated: third_party $(TS)/node_modules ## fail if regeneration would ch
 ts-typecheck: $(TS)/node_modules ## typecheck the generated TypeScript
 	cd $(TS) && npm run --silent typecheck
 
+# ./interceptors/... includes redislimiter's BenchmarkAllow: a decision in
+# Redis at 127.0.0.1:6379 beside ratelimit.Memory (skipped without Redis).
 .PHONY: bench
 bench: ## benchmarks: full chain vs bare handler (paired ratio), token verify, key probes
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 . ./internal/server/ ./internal/token/ ./internal/lockout/ ./internal/boundedmap/ ./internal/password/ ./service/auth/ ./interceptors/...

@@ -183,18 +183,19 @@ type counter struct {
 // of each; otherwise it spends nothing.
 func decide(quotas []Quota, cs []counter, now int64) Decision {
 	d := Decision{Allowed: true, n: len(quotas)}
-	for i, q := range quotas {
-		used := cs[i].used(now)
+	for i, c := range cs {
+		q := quotas[i]
+		used := c.used(now)
 		d.states[i] = QuotaState{Quota: q, Remaining: max(0, q.Limit-used-1)}
 		if used+1 > q.Limit {
 			d.Allowed = false
 			d.states[i].Remaining = 0
-			d.RetryAfter = max(d.RetryAfter, cs[i].wait(now, q.Limit-1))
+			d.RetryAfter = max(d.RetryAfter, c.wait(now, q.Limit-1))
 		}
 	}
 	if !d.Allowed {
-		for i := range quotas {
-			d.states[i].Reset = cs[i].reset(now)
+		for i, c := range cs {
+			d.states[i].Reset = c.reset(now)
 		}
 		d.RetryAfter = roundUp(d.RetryAfter)
 		return d

@@ -23,7 +23,13 @@ type window struct {
 }
 
 func newWindow(size time.Duration) *window {
-	return &window{g: max(int64(size)/SubBuckets, 1)}
+	return &window{g: bucketLength(size)}
+}
+
+// bucketLength is the length in nanoseconds of the buckets of windows of
+// length size: size/SubBuckets, at least 1.
+func bucketLength(size time.Duration) int64 {
+	return max(int64(size)/SubBuckets, 1)
 }
 
 // bucket is the index of the bucket of now.

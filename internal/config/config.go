@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Config is every setting of the server.
@@ -48,6 +50,9 @@ type Config struct {
 	LogFormat              string
 	ShutdownTimeout        time.Duration
 	ReadTimeout            time.Duration // a whole request, headers and body
+	Redis                  string        // URL of the shared rate-limit store; empty keeps limits in memory
+	RedisOnFailure         string        // local, open or closed
+	RedisPrefix            string        // of the rate-limit keys in Redis
 }
 
 // Parse reads args (without the program name) and the environment through
@@ -129,6 +134,9 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	str(&c.LogFormat, "log-format", "text", "text or json")
 	dur(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may finish on SIGINT/SIGTERM")
 	dur(&c.ReadTimeout, "read-timeout", 30*time.Second, "how long a client may take to send a whole request; slower ones get deadline_exceeded")
+	str(&c.Redis, "redis", "", "Redis URL, such as redis://127.0.0.1:6379/0, to keep rate limits in, shared by every replica; empty keeps them in this process (a password belongs in GUARD_REDIS, not the flag)")
+	str(&c.RedisOnFailure, "redis-on-failure", "local", "what a replica does while Redis fails: local (counts alone: limits hold per replica), open (admits every call) or closed (refuses rate-limited calls)")
+	str(&c.RedisPrefix, "redis-prefix", "guard:rl:", "prefix of the rate-limit keys in Redis")
 	fs.Usage = func() {
 		fmt.Fprintln(out, "Usage: guard [flags]\n\nEvery flag can also be set by the environment variable named after it.\nGUARD_ADMIN_PASSWORD (environment only) sets the first admin's password;\nwithout it a random one is printed once.\n\nFlags:")
 		fs.PrintDefaults()
@@ -143,6 +151,13 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		return Config{}, err
 	}
 	c.AdminPassword = getenv("GUARD_ADMIN_PASSWORD")
+	redisFlag := false
+	fs.Visit(func(f *flag.Flag) { redisFlag = redisFlag || f.Name == "redis" })
+	if u, err := url.Parse(c.Redis); redisFlag && err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return Config{}, errors.New("-redis: the URL holds a password, which would show in ps; set the URL in GUARD_REDIS instead")
+		}
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return Config{}, fmt.Errorf("-log-level: %w", err)
 	}
@@ -200,6 +215,19 @@ func (c *Config) Validate() error {
 	}
 	if c.UserRateLimit < 1 || c.UserRateWindow < time.Second {
 		bad("-user-rate-limit must be positive and -user-rate-window at least 1s")
+	}
+	if c.Redis != "" {
+		// url.Parse's message would quote the URL, password included.
+		if _, err := url.Parse(c.Redis); err != nil {
+			bad("-redis: the URL does not parse; write redis://[user:password@]host:port/db, such as redis://127.0.0.1:6379/0")
+		} else if _, err := redis.ParseURL(c.Redis); err != nil {
+			bad("-redis: %v; write redis://[user:password@]host:port/db (rediss:// for TLS), such as redis://127.0.0.1:6379/0", err)
+		}
+	}
+	switch c.RedisOnFailure {
+	case "local", "open", "closed":
+	default:
+		bad("-redis-on-failure: want local (each replica counts alone), open (admit) or closed (refuse), got %q", c.RedisOnFailure)
 	}
 	if c.ReadTimeout < time.Second || c.ReadTimeout > 10*time.Minute {
 		bad("-read-timeout: %s is outside 1s..10m", c.ReadTimeout)

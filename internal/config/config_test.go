@@ -59,6 +59,9 @@ func TestParse_defaults(t *testing.T) {
 		{"shutdown_timeout", c.ShutdownTimeout, 10 * time.Second},
 		{"cors_origins", len(c.CORSOrigins), 0},
 		{"trusted_proxies", len(c.TrustedProxies), 0},
+		{"redis", c.Redis, ""},
+		{"redis_on_failure", c.RedisOnFailure, "local"},
+		{"redis_prefix", c.RedisPrefix, "guard:rl:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,6 +98,12 @@ func TestParse_environment(t *testing.T) {
 		{"log_level", env{"GUARD_LOG_LEVEL": "debug"}, func(c config.Config) (any, any) { return c.LogLevel, slog.LevelDebug }},
 		{"log_format", env{"GUARD_LOG_FORMAT": "json"}, func(c config.Config) (any, any) { return c.LogFormat, "json" }},
 		{"shutdown_timeout", env{"GUARD_SHUTDOWN_TIMEOUT": "3s"}, func(c config.Config) (any, any) { return c.ShutdownTimeout, 3 * time.Second }},
+		{"redis", env{"GUARD_REDIS": "redis://10.0.0.5:6379/2"}, func(c config.Config) (any, any) { return c.Redis, "redis://10.0.0.5:6379/2" }},
+		{"redis_password_in_env", env{"GUARD_REDIS": "rediss://guard:s3cret@redis.internal:6380/0"}, func(c config.Config) (any, any) {
+			return c.Redis, "rediss://guard:s3cret@redis.internal:6380/0"
+		}},
+		{"redis_on_failure", env{"GUARD_REDIS_ON_FAILURE": "closed"}, func(c config.Config) (any, any) { return c.RedisOnFailure, "closed" }},
+		{"redis_prefix", env{"GUARD_REDIS_PREFIX": "{notes}:rl:"}, func(c config.Config) (any, any) { return c.RedisPrefix, "{notes}:rl:" }},
 		{"cors_origins", env{"GUARD_CORS_ORIGINS": "https://app.example.com, http://localhost:5173"}, func(c config.Config) (any, any) {
 			return strings.Join(c.CORSOrigins, " "), "https://app.example.com http://localhost:5173"
 		}},
@@ -206,6 +215,12 @@ func TestParse_refuses(t *testing.T) {
 		{"tls_key_without_cert", []string{"-tls-key", "k.pem"}, nil, []string{"-tls-cert and -tls-key"}},
 		{"tls_cert_without_key", []string{"-tls-cert", "c.pem"}, nil, []string{"-tls-cert and -tls-key"}},
 		{"positional_argument", []string{"serve"}, nil, []string{"unexpected arguments: serve"}},
+		{"redis_scheme", []string{"-redis", "http://127.0.0.1:6379"}, nil, []string{"-redis", "invalid URL scheme", "redis://"}},
+		{"redis_database", []string{"-redis", "redis://127.0.0.1:6379/zero"}, nil, []string{"-redis", "database number"}},
+		{"redis_unknown_option", []string{"-redis", "redis://127.0.0.1:6379/0?timeout=1s"}, nil, []string{"-redis", "unexpected option: timeout"}},
+		{"redis_garbage", nil, env{"GUARD_REDIS": "redis://u:s3cret@host:63%zz/0"}, []string{"-redis", "does not parse"}},
+		{"redis_on_failure", []string{"-redis-on-failure", "ignore"}, nil, []string{"-redis-on-failure", "local", "open", "closed", `"ignore"`}},
+		{"redis_password_in_flag", []string{"-redis", "redis://:s3cret@10.0.0.5:6379/0"}, nil, []string{"-redis", "password", "ps", "GUARD_REDIS"}},
 		{"every_problem_at_once", []string{"-cors-origins", "*", "-max-body-bytes", "10"}, nil, []string{"wildcard", "-max-body-bytes"}},
 	}
 	for _, tt := range tests {
@@ -221,6 +236,33 @@ func TestParse_refuses(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestParse_redisErrorsHideThePassword: a Redis URL that is refused is
+// never repeated with its password, whether it came from the flag or the
+// environment.
+func TestParse_redisErrorsHideThePassword(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		args []string
+		env  env
+	}{
+		{[]string{"-redis", "redis://:s3cret@10.0.0.5:6379/0"}, nil},
+		{[]string{"-redis", "redis://u:s3cret@host:63%zz/0"}, nil},
+		{nil, env{"GUARD_REDIS": "redis://u:s3cret@host:63%zz/0"}},
+		{nil, env{"GUARD_REDIS": "redis://u:s3cret@host/0/1"}},
+		{nil, env{"GUARD_REDIS": "ftp://u:s3cret@host/0"}},
+	} {
+		var out bytes.Buffer
+		_, err := config.Parse(tt.args, tt.env.get, &out)
+		if err == nil {
+			t.Errorf("Parse(%q, %v) error = nil, want an error", tt.args, tt.env)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret") || strings.Contains(out.String(), "s3cret") {
+			t.Errorf("Parse(%q, %v) showed the password: error %q, output %q", tt.args, tt.env, err, out.String())
+		}
 	}
 }
 
@@ -249,7 +291,7 @@ func TestParse_help(t *testing.T) {
 			if !errors.Is(err, flag.ErrHelp) {
 				t.Errorf("Parse(%s) error = %v, want flag.ErrHelp", arg, err)
 			}
-			for _, want := range []string{"GUARD_ADDR", "-addr", "GUARD_ADMIN_PASSWORD", "GUARD_TRUSTED_PROXIES", "-cors-origins"} {
+			for _, want := range []string{"GUARD_ADDR", "-addr", "GUARD_ADMIN_PASSWORD", "GUARD_TRUSTED_PROXIES", "-cors-origins", "-redis", "GUARD_REDIS_ON_FAILURE"} {
 				if !strings.Contains(out.String(), want) {
 					t.Errorf("usage does not mention %s; got:\n%s", want, out.String())
 				}

@@ -29,6 +29,7 @@ import (
 	"github.com/connectguard/guard/gen/guard/notes/v1/notesv1connect"
 	"github.com/connectguard/guard/interceptors/audit"
 	"github.com/connectguard/guard/interceptors/policy"
+	"github.com/connectguard/guard/interceptors/ratelimit"
 	"github.com/connectguard/guard/internal/config"
 	"github.com/connectguard/guard/internal/lockout"
 	"github.com/connectguard/guard/internal/pagetoken"
@@ -65,6 +66,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("config: %w", err)
 	}
 	log := newLogger(cfg, stderr)
+	limiter, closeLimiter, err := newLimiter(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeLimiter() // after the server has shut down
 
 	db, err := store.Open(ctx, cfg.DBPath)
 	if err != nil {
@@ -84,6 +90,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	deps.limiter = limiter
 	h, err := mount(cfg, services, deps)
 	if err != nil {
 		return err
@@ -213,6 +220,8 @@ type deps struct {
 	// audit stores audit events; resolvers check ownership per kind.
 	audit     guard.AuditRecorder
 	resolvers map[string]guard.Resolver
+	// limiter keeps the rate limits (-redis); nil keeps them in memory.
+	limiter ratelimit.Limiter
 }
 
 // newServices builds the services and what the security layer needs.
@@ -286,6 +295,9 @@ func mount(cfg config.Config, services []service, d deps) (http.Handler, error) 
 	}
 	if d.audit != nil {
 		opts = append(opts, guard.WithAuditRecorder(d.audit))
+	}
+	if d.limiter != nil {
+		opts = append(opts, guard.WithLimiter(d.limiter))
 	}
 	for kind, r := range d.resolvers {
 		opts = append(opts, guard.WithResolver(kind, r))

@@ -1,0 +1,298 @@
+package server_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/connectguard/guard/internal/redistest"
+	"github.com/connectguard/guard/internal/server"
+	"github.com/connectguard/guard/internal/servertest"
+)
+
+// TestReplicasShareRateLimits builds the server binary and runs two
+// replicas of it, A and B, as separate processes sharing one SQLite file
+// and one Redis (-redis, under a key prefix of the test's own), and shows
+// that a user's budget and a client IP's budget hold across both: calls
+// to A spend what B grants, and the call after the budget is refused
+// wherever it lands. Each replica alone would have admitted it.
+func TestReplicasShareRateLimits(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("builds and runs the server binary")
+	}
+	client := redistest.Client(t)
+	prefix := redistest.Prefix(t, client)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "guard")
+	build := exec.Command("go", "build", "-o", bin, "github.com/connectguard/guard/cmd/server")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	const userLimit, ipLimit = 5, 6
+	flags := []string{
+		"-db=" + filepath.Join(dir, "guard.db"), "-log-level=debug",
+		"-redis=" + redistest.URL, "-redis-prefix=" + prefix,
+		"-user-rate-limit=" + strconv.Itoa(userLimit), "-ip-rate-limit=" + strconv.Itoa(ipLimit),
+		"-trusted-proxies=127.0.0.1", // each phase speaks for a client IP of its own
+	}
+	// A first: it creates the database, the keys and the admin, which B
+	// then finds.
+	a := startReplica(t, "A", bin, flags)
+	b := startReplica(t, "B", bin, flags)
+	for _, r := range []*replica{a, b} {
+		if !strings.Contains(r.logs.String(), "rate limits kept in redis") {
+			t.Fatalf("replica %s does not say it keeps its limits in Redis:\n%s", r.name, r.logs.String())
+		}
+	}
+
+	admin := replicaLogin(t, a, servertest.AdminEmail, servertest.AdminPassword)
+	res, body := call(t, a, "/guard.admin.v1.AdminService/CreateUser", admin, "192.0.2.200",
+		`{"email":"alice@example.com","password":"a long test password 1","roles":["member"]}`)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("CreateUser: HTTP %d %s", res.StatusCode, body)
+	}
+	alice := replicaLogin(t, b, "alice@example.com", "a long test password 1")
+
+	t.Run("user_budget", func(t *testing.T) {
+		// Every call from another IP, so that only the user's budget
+		// can refuse.
+		for i, r := range []*replica{a, a, a, b, b, b} {
+			res, body := call(t, r, "/guard.auth.v1.AuthService/WhoAmI", alice, "192.0.2."+strconv.Itoa(i+1), `{}`)
+			if i < userLimit {
+				if res.StatusCode != http.StatusOK {
+					t.Fatalf("call %d (to %s): HTTP %d %s, want 200", i+1, r.name, res.StatusCode, body)
+				}
+				if got, want := userRemaining(res), userLimit-i-1; got != want {
+					t.Errorf("call %d (to %s): user budget remaining %d, want %d (RateLimit: %q)", i+1, r.name, got, want, res.Header.Values("RateLimit"))
+				}
+				continue
+			}
+			if res.StatusCode != http.StatusTooManyRequests || !strings.Contains(body, "resource_exhausted") {
+				t.Fatalf("call %d (to %s), beyond the user's budget of %d: HTTP %d %s, want 429 resource_exhausted", i+1, r.name, userLimit, res.StatusCode, body)
+			}
+		}
+	})
+
+	t.Run("ip_budget", func(t *testing.T) {
+		const ip = "198.51.100.7"
+		for i, r := range []*replica{a, b, a, b, a, b, a} {
+			res, body := call(t, r, "/grpc.health.v1.Health/Check", "", ip, `{}`)
+			if i < ipLimit && res.StatusCode != http.StatusOK {
+				t.Fatalf("call %d (to %s): HTTP %d %s, want 200", i+1, r.name, res.StatusCode, body)
+			}
+			if i >= ipLimit && res.StatusCode != http.StatusTooManyRequests {
+				t.Fatalf("call %d (to %s), beyond the IP's budget of %d: HTTP %d %s, want 429", i+1, r.name, ipLimit, res.StatusCode, body)
+			}
+		}
+	})
+
+	keys, err := redistest.Keys(context.Background(), client, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{prefix + "u|", prefix + "ip|198.51.100.7@1m0s"}
+	for _, w := range want {
+		found := false
+		for _, k := range keys {
+			found = found || strings.HasPrefix(k, w)
+		}
+		if !found {
+			t.Errorf("no Redis key %s*; keys: %q", w, keys)
+		}
+	}
+}
+
+// replica is a server process.
+type replica struct {
+	name, url string
+	logs      *lockedBuffer
+}
+
+// startReplica runs the binary with flags on a free loopback port until
+// the test ends, and waits until it listens.
+func startReplica(t *testing.T, name, bin string, flags []string) *replica {
+	t.Helper()
+	r := &replica{name: name, logs: &lockedBuffer{}}
+	cmd := exec.Command(bin, append([]string{"-addr=127.0.0.1:0"}, flags...)...)
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"),
+		"GUARD_ADMIN_EMAIL=" + servertest.AdminEmail,
+		"GUARD_ADMIN_PASSWORD=" + servertest.AdminPassword,
+	}
+	cmd.Stderr = r.logs
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("replica %s: %v\n%s", r.name, err, r.logs.String())
+			}
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("replica %s did not stop within 15 s of SIGINT", r.name)
+		}
+	})
+	listening := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), "guard listening on "); ok {
+				listening <- u
+			}
+		}
+		close(listening)
+		exited <- cmd.Wait()
+	}()
+	select {
+	case u, ok := <-listening:
+		if !ok {
+			t.Fatalf("replica %s exited before listening:\n%s", r.name, r.logs.String())
+		}
+		r.url = u
+	case <-time.After(60 * time.Second):
+		t.Fatalf("replica %s did not listen within 60 s:\n%s", r.name, r.logs.String())
+	}
+	return r
+}
+
+// call posts a Connect JSON request to procedure on r, with a bearer
+// token (or none) and X-Forwarded-For.
+func call(t *testing.T, r *replica, procedure, token, forwardedFor, body string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, r.url+procedure, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Forwarded-For", forwardedFor)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, string(b)
+}
+
+// replicaLogin logs in on r and returns the access token.
+func replicaLogin(t *testing.T, r *replica, email, password string) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"email": email, "password": password})
+	res, b := call(t, r, "/guard.auth.v1.AuthService/Login", "", "192.0.2.100", string(body))
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("login %s on %s: HTTP %d %s", email, r.name, res.StatusCode, b)
+	}
+	var out struct {
+		AccessToken string `json:"accessToken"`
+	}
+	if err := json.Unmarshal([]byte(b), &out); err != nil || out.AccessToken == "" {
+		t.Fatalf("login %s: no access token in %s", email, b)
+	}
+	return out.AccessToken
+}
+
+// userRemaining is r= of the "user" item of the RateLimit header, or -1.
+func userRemaining(res *http.Response) int {
+	for _, v := range res.Header.Values("RateLimit") {
+		for item := range strings.SplitSeq(v, ",") {
+			rest, ok := strings.CutPrefix(strings.TrimSpace(item), `"user";r=`)
+			if !ok {
+				continue
+			}
+			n, err := strconv.Atoi(strings.SplitN(rest, ";", 2)[0])
+			if err == nil {
+				return n
+			}
+		}
+	}
+	return -1
+}
+
+// lockedBuffer collects a process's log while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestRedisDownAtStartup: with Redis unreachable, -redis-on-failure=closed
+// refuses to start (it would refuse every rate-limited call), and local,
+// the default, starts, says so, and still enforces the limits, per
+// replica.
+func TestRedisDownAtStartup(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "redis://" + ln.Addr().String() + "/0" // nothing listens once closed
+	_ = ln.Close()
+
+	t.Run("closed_refuses_to_start", func(t *testing.T) {
+		t.Parallel()
+		err := server.Run(context.Background(), []string{"-db=" + filepath.Join(t.TempDir(), "x.db"), "-redis=" + dead, "-redis-on-failure=closed"},
+			func(string) string { return "" }, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "-redis-on-failure=closed") || !strings.Contains(err.Error(), "does not answer") {
+			t.Errorf("Run() error = %v, want a refusal naming -redis-on-failure=closed", err)
+		}
+	})
+	t.Run("local_starts_and_limits", func(t *testing.T) {
+		t.Parallel()
+		srv := servertest.Start(t, "-redis="+dead, "-ip-rate-limit=2")
+		if !strings.Contains(srv.Logs(), "redis does not answer at start-up") {
+			t.Errorf("the log does not say Redis is down:\n%s", srv.Logs())
+		}
+		codes := []int{}
+		for range 3 {
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/grpc.health.v1.Health/Check", strings.NewReader(`{}`))
+			req.Header.Set("Content-Type", "application/json")
+			res, err := srv.HTTPClient().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = res.Body.Close()
+			codes = append(codes, res.StatusCode)
+		}
+		if codes[0] != 200 || codes[1] != 200 || codes[2] != http.StatusTooManyRequests {
+			t.Errorf("three calls with -ip-rate-limit=2 and Redis down: HTTP %v, want 200 200 429", codes)
+		}
+		if n := strings.Count(srv.Logs(), "redis rate-limit store unavailable"); n != 1 {
+			t.Errorf("the outage was logged %d times, want once:\n%s", n, srv.Logs())
+		}
+	})
+}
