@@ -20,6 +20,7 @@ import (
 	"github.com/connectguard/guard/internal/config"
 	"github.com/connectguard/guard/internal/lockout"
 	"github.com/connectguard/guard/internal/password"
+	"github.com/connectguard/guard/internal/redistest"
 	"github.com/connectguard/guard/internal/token"
 	"github.com/connectguard/guard/service/auth"
 	"github.com/connectguard/guard/store"
@@ -37,10 +38,13 @@ type benchEnv struct {
 	body                []byte
 }
 
-func newBenchEnv(b *testing.B) *benchEnv {
+// newBenchEnv builds the handlers with the budgets lifted out of the way;
+// args are more flags.
+func newBenchEnv(b *testing.B, args ...string) *benchEnv {
 	b.Helper()
 	ctx := context.Background()
-	cfg, err := config.Parse([]string{"-ip-rate-limit=1000000000", "-user-rate-limit=1000000000"}, func(string) string { return "" }, io.Discard)
+	args = append([]string{"-ip-rate-limit=1000000000", "-user-rate-limit=1000000000"}, args...)
+	cfg, err := config.Parse(args, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -55,6 +59,12 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
+	limiter, closeLimiter, err := newLimiter(ctx, cfg, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(closeLimiter)
+	deps.limiter = limiter
 	full, err := mount(cfg, services, deps)
 	if err != nil {
 		b.Fatal(err)
@@ -150,10 +160,19 @@ func BenchmarkGetNote(b *testing.B) {
 }
 
 // BenchmarkGetNoteRatio reports the median time ratio full/bare over
-// paired blocks (see pairedRatio).
+// paired blocks (see pairedRatio), with the rate limits in memory and, if
+// the test Redis answers, in Redis (two decisions per call: the per-IP
+// one in the HTTP layer, the user's in the chain).
 func BenchmarkGetNoteRatio(b *testing.B) {
-	e := newBenchEnv(b)
-	e.pairedRatio(b, e.full, "full/bare")
+	b.Run("memory", func(b *testing.B) {
+		e := newBenchEnv(b)
+		e.pairedRatio(b, e.full, "full/bare")
+	})
+	b.Run("redis", func(b *testing.B) {
+		prefix := redistest.Prefix(b, redistest.Client(b))
+		e := newBenchEnv(b, "-redis="+redistest.URL, "-redis-prefix="+prefix, "-redis-on-failure=closed")
+		e.pairedRatio(b, e.full, "full/bare")
+	})
 }
 
 // BenchmarkAuthnRatio reports what authentication alone adds to the bare
