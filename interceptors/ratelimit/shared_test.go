@@ -3,7 +3,6 @@ package ratelimit_test
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -80,46 +79,10 @@ func TestDecideConformance(t *testing.T) {
 	})
 }
 
-// TestDecideMatchesMemory: over a random workload of calls against one to
-// four quotas of mixed limits and windows, Decide over tallies and Memory
-// give the same decisions, field by field: allowed, RetryAfter, and each
-// quota's Remaining and Reset.
+// TestDecideMatchesMemory: Decide over tallies decides as Memory does.
 func TestDecideMatchesMemory(t *testing.T) {
 	t.Parallel()
-	clock := ratelimittest.NewClock(t0.Add(123456789))
-	mem := ratelimit.NewMemory(ratelimit.WithClock(clock.Now))
-	shared := newTallyStore(clock.Now)
-	pool := []ratelimit.Quota{
-		{Name: "ip", Key: "ip", Limit: 7, Window: 10 * time.Second},
-		{Name: "user", Key: "user", Limit: 12, Window: time.Minute},
-		{Name: "method", Key: "method", Limit: 3, Window: 5 * time.Second},
-		{Name: "other", Key: "other", Limit: 1, Window: 1500 * time.Millisecond},
-		{Name: "hour", Key: "hour", Limit: 20, Window: time.Hour},
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	admitted := 0
-	for i := range 5000 {
-		clock.Advance(time.Duration(rng.Int64N(int64(1500 * time.Millisecond))))
-		n := 1 + rng.IntN(ratelimit.MaxQuotas)
-		var quotas []ratelimit.Quota
-		for _, j := range rng.Perm(len(pool))[:n] {
-			quotas = append(quotas, pool[j])
-		}
-		want := allow(t, mem, quotas...)
-		got := allow(t, shared, quotas...)
-		if got.Allowed {
-			admitted++
-		}
-		if got.Allowed != want.Allowed || got.RetryAfter != want.RetryAfter {
-			t.Fatalf("call %d: Decide: allowed %v, RetryAfter %v; Memory: %v, %v", i, got.Allowed, got.RetryAfter, want.Allowed, want.RetryAfter)
-		}
-		for k, st := range got.States() {
-			if w := want.States()[k]; st != w {
-				t.Fatalf("call %d, quota %s: Decide %+v, Memory %+v", i, st.Quota.Name, st, w)
-			}
-		}
-	}
-	if admitted < 500 || admitted > 4500 {
-		t.Errorf("%d of 5000 calls admitted: the workload should both admit and refuse often", admitted)
-	}
+	ratelimittest.MatchesMemory(t, func(_ *testing.T, now func() time.Time) ratelimit.Limiter {
+		return newTallyStore(now)
+	}, 5000, 1)
 }

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -118,14 +116,14 @@ func TestReplicasShareRateLimits(t *testing.T) {
 // replica is a server process.
 type replica struct {
 	name, url string
-	logs      *lockedBuffer
+	logs      *servertest.Log
 }
 
 // startReplica runs the binary with flags on a free loopback port until
 // the test ends, and waits until it listens.
 func startReplica(t *testing.T, name, bin string, flags []string) *replica {
 	t.Helper()
-	r := &replica{name: name, logs: &lockedBuffer{}}
+	r := &replica{name: name, logs: &servertest.Log{}}
 	cmd := exec.Command(bin, append([]string{"-addr=127.0.0.1:0"}, flags...)...)
 	cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"),
@@ -230,24 +228,6 @@ func userRemaining(res *http.Response) int {
 		}
 	}
 	return -1
-}
-
-// lockedBuffer collects a process's log while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestRedisDownAtStartup: with Redis unreachable, -redis-on-failure=closed

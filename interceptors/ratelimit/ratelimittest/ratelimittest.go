@@ -6,6 +6,7 @@ package ratelimittest
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -285,5 +286,49 @@ func states(t *testing.T, newLimiter Factory) {
 	}
 	if _, err := l.Allow(context.Background(), quota("zero", 0, time.Minute)); err == nil {
 		t.Error("Allow() with a zero limit: no error")
+	}
+}
+
+// MatchesMemory checks that a Limiter decides as ratelimit.Memory does,
+// field by field (allowed, RetryAfter, each quota's Remaining and Reset),
+// over calls random calls (from seed) against one to MaxQuotas quotas of
+// mixed limits and windows: for a store that keeps Memory's buckets
+// elsewhere (Redis) and so must answer exactly alike.
+func MatchesMemory(t *testing.T, newLimiter Factory, calls int, seed uint64) {
+	t.Helper()
+	clock := NewClock(t0)
+	mem := ratelimit.NewMemory(ratelimit.WithClock(clock.Now))
+	l := newLimiter(t, clock.Now)
+	pool := []ratelimit.Quota{
+		{Name: "ip", Key: "ip", Limit: 7, Window: 10 * time.Second},
+		{Name: "user", Key: "user", Limit: 12, Window: time.Minute},
+		{Name: "method", Key: "method", Limit: 3, Window: 5 * time.Second},
+		{Name: "other", Key: "other", Limit: 1, Window: 1500 * time.Millisecond},
+		{Name: "hour", Key: "hour", Limit: 20, Window: time.Hour},
+	}
+	rng := rand.New(rand.NewPCG(seed, seed+1)) //nolint:gosec // a reproducible workload, not a secret
+	admitted := 0
+	for i := range calls {
+		clock.Advance(time.Duration(rng.Int64N(int64(1500 * time.Millisecond))))
+		var quotas []ratelimit.Quota
+		for _, j := range rng.Perm(len(pool))[:1+rng.IntN(ratelimit.MaxQuotas)] {
+			quotas = append(quotas, pool[j])
+		}
+		want := allow(t, mem, quotas...)
+		got := allow(t, l, quotas...)
+		if got.Allowed {
+			admitted++
+		}
+		if got.Allowed != want.Allowed || got.RetryAfter != want.RetryAfter {
+			t.Fatalf("call %d: allowed %v, RetryAfter %v; Memory: %v, %v", i, got.Allowed, got.RetryAfter, want.Allowed, want.RetryAfter)
+		}
+		for k, st := range got.States() {
+			if w := want.States()[k]; st != w {
+				t.Fatalf("call %d, quota %s: %+v; Memory %+v", i, st.Quota.Name, st, w)
+			}
+		}
+	}
+	if admitted < calls/10 || admitted > calls*9/10 {
+		t.Errorf("%d of %d calls admitted: the workload should both admit and refuse often", admitted, calls)
 	}
 }

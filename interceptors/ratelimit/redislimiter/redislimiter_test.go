@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,49 +51,15 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// TestMatchesMemory: over a random workload of calls against one to four
-// quotas of mixed limits and windows, the limiter in Redis and
-// ratelimit.Memory give the same decisions, field by field: allowed,
-// RetryAfter, and each quota's Remaining and Reset.
+// TestMatchesMemory: the limiter in Redis decides as ratelimit.Memory
+// does, field by field.
 func TestMatchesMemory(t *testing.T) {
 	t.Parallel()
 	client := redistest.Client(t)
-	clock := ratelimittest.NewClock(t0.Add(123456789))
-	mem := ratelimit.NewMemory(ratelimit.WithClock(clock.Now))
-	l := redislimiter.New(client, redislimiter.WithPrefix(redistest.Prefix(t, client)), redislimiter.WithClock(clock.Now),
-		redislimiter.WithOnFailure(redislimiter.FailClosed))
-	pool := []ratelimit.Quota{
-		{Name: "ip", Key: "ip", Limit: 7, Window: 10 * time.Second},
-		{Name: "user", Key: "user", Limit: 12, Window: time.Minute},
-		{Name: "method", Key: "method", Limit: 3, Window: 5 * time.Second},
-		{Name: "other", Key: "other", Limit: 1, Window: 1500 * time.Millisecond},
-		{Name: "hour", Key: "hour", Limit: 20, Window: time.Hour},
-	}
-	rng := rand.New(rand.NewPCG(3, 4))
-	admitted := 0
-	for i := range 2000 {
-		clock.Advance(time.Duration(rng.Int64N(int64(1500 * time.Millisecond))))
-		var quotas []ratelimit.Quota
-		for _, j := range rng.Perm(len(pool))[:1+rng.IntN(ratelimit.MaxQuotas)] {
-			quotas = append(quotas, pool[j])
-		}
-		want := allow(t, mem, quotas...)
-		got := allow(t, l, quotas...)
-		if got.Allowed {
-			admitted++
-		}
-		if got.Allowed != want.Allowed || got.RetryAfter != want.RetryAfter {
-			t.Fatalf("call %d: Redis: allowed %v, RetryAfter %v; Memory: %v, %v", i, got.Allowed, got.RetryAfter, want.Allowed, want.RetryAfter)
-		}
-		for k, st := range got.States() {
-			if w := want.States()[k]; st != w {
-				t.Fatalf("call %d, quota %s: Redis %+v, Memory %+v", i, st.Quota.Name, st, w)
-			}
-		}
-	}
-	if admitted < 200 || admitted > 1800 {
-		t.Errorf("%d of 2000 calls admitted: the workload should both admit and refuse often", admitted)
-	}
+	ratelimittest.MatchesMemory(t, func(t *testing.T, now func() time.Time) ratelimit.Limiter {
+		return redislimiter.New(client, redislimiter.WithPrefix(redistest.Prefix(t, client)), redislimiter.WithClock(now),
+			redislimiter.WithOnFailure(redislimiter.FailClosed))
+	}, 2000, 3)
 }
 
 // TestKeys: a key is a hash of bucket counters named by bucket index,
