@@ -2,7 +2,7 @@ package lockout
 
 // Len returns how many pair, account and address keys g currently
 // remembers.
-func Len(g *Guard) (pairs, accounts, ips int) {
+func Len(g *Memory) (pairs, accounts, ips int) {
 	return g.pairs.len(), g.accounts.len(), g.ips.len()
 }
 

@@ -19,28 +19,30 @@
 // The account key is the normalised email, whether or not an account by
 // that name exists, so unknown accounts behave exactly like known ones and
 // lockouts reveal nothing about existence. When a key reaches its threshold
-// it is locked out: [Guard.Check] refuses it until the lockout expires, and
+// it is locked out: [Store.Check] refuses it until the lockout expires, and
 // each repeated lockout of the same key lasts twice as long as the one
-// before, up to a cap. [Guard.Unlock] lifts an account's lockouts at once
+// before, up to a cap. [Store.Unlock] lifts an account's lockouts at once
 // (an administrator's way back).
 //
-// A login handler uses a Guard like this:
+// A login handler uses a Store like this:
 //
-//	if ok, retryAfter := g.Check(email, ip); !ok {
-//		return refuse(retryAfter) // before any password hashing
+//	if ok, retryAfter, err := s.Check(ctx, email, ip); err != nil || !ok {
+//		return refuse(retryAfter, err) // before any password hashing
 //	}
 //	if !verify(email, password) { // hashes a dummy for unknown accounts
-//		g.Failure(email, ip)
+//		s.Failure(ctx, email, ip)
 //		return errInvalidCredentials
 //	}
-//	g.Success(email, ip)
+//	s.Success(ctx, email, ip)
 //
-// State lives in memory, bounded by [WithMaxKeys] per kind. Lockouts expire as
-// a pure function of the clock, so a Guard runs no goroutines and needs no
-// Close. A Guard is safe for concurrent use.
+// Two Stores implement these rules: [Memory], in the process, bounded by
+// [WithMaxKeys] per kind, and redislockout.Store, in Redis, shared by
+// every replica of a server. The conformance tests in lockouttest hold
+// both to the same answers.
 package lockout
 
 import (
+	"context"
 	"crypto/sha256"
 	"math"
 	"net/netip"
@@ -52,9 +54,46 @@ import (
 	"github.com/connectguard/guard/internal/boundedmap"
 )
 
-// trustFor is how long a successful login from a client network exempts
+// TrustFor is how long a successful login from a client network exempts
 // that network from the account-wide lockout.
-const trustFor = 30 * 24 * time.Hour
+const TrustFor = 30 * 24 * time.Hour
+
+// Store counts failed logins and refuses attempts while a key they fall
+// under is locked out. An error means the Store could not decide (a
+// shared store that is down and set to fail closed) or could not record.
+type Store interface {
+	// Check reports whether a login attempt for account from ip may
+	// proceed. When it may not, retryAfter says how long to wait, rounded
+	// up to whole seconds and at least one second; when several keys are
+	// locked out, the longest wait wins. The account-wide lockout does
+	// not apply to a network the account logged in from successfully
+	// within TrustFor. Check counts nothing. An invalid ip is one address
+	// shared by every caller that passes it.
+	//
+	// Call Check before any password hashing, so that refused attempts
+	// cost nothing and a locked account answers the same whether or not
+	// it exists.
+	Check(ctx context.Context, account string, ip netip.Addr) (ok bool, retryAfter time.Duration, err error)
+	// Failure records a failed login for account from ip, counting it
+	// against every key it falls under; reaching a policy's threshold
+	// starts a lockout of that key. A failure of a key that is already
+	// locked out is ignored by that key and does not extend its lockout.
+	Failure(ctx context.Context, account string, ip netip.Addr) error
+	// Success records a successful login for account from ip: it clears
+	// the failure count of the account from that network and trusts the
+	// network for the account for TrustFor. It touches neither the
+	// account-wide count, which keeps bounding a distributed run, nor the
+	// network's count, which keeps limiting spraying, nor any other
+	// account. It lifts no active lockout and does not reset escalation:
+	// that resets only once a key has stayed clean for its policy's
+	// MaxLockout, so the owner logging in between an attacker's rounds
+	// does not shorten the attacker's next lockout.
+	Success(ctx context.Context, account string, ip netip.Addr) error
+	// Unlock lifts every lockout of account, from every network, and
+	// forgets its failures, escalation and trusted networks. Lockouts of
+	// client networks (spraying) stay.
+	Unlock(ctx context.Context, account string) error
+}
 
 // Policy sets when failures of one kind of key lead to a lockout and how
 // long it lasts.
@@ -88,7 +127,9 @@ type Policies struct {
 	IP Policy
 }
 
-func (p Policy) enabled() bool {
+// Enabled reports whether p counts and locks anything: MaxFailures,
+// Window and Lockout all positive.
+func (p Policy) Enabled() bool {
 	return p.MaxFailures > 0 && p.Window > 0 && p.Lockout > 0
 }
 
@@ -105,9 +146,11 @@ func (p Policy) lockoutFor(level int) time.Duration {
 	return min(d, p.MaxLockout)
 }
 
-// Guard counts failed logins and refuses attempts while a key they fall
-// under is locked out. Create one with [New]; it is safe for concurrent use.
-type Guard struct {
+// Memory is the Store of one process: its state lives in memory, bounded
+// by [WithMaxKeys] per kind. Lockouts expire as a pure function of the
+// clock, so a Memory runs no goroutines and needs no Close. Its methods
+// never fail. Create one with [NewMemory]; it is safe for concurrent use.
+type Memory struct {
 	clock    func() time.Time
 	epoch    time.Time
 	pairs    *table[pairKey]
@@ -115,13 +158,15 @@ type Guard struct {
 	ips      *table[netip.Addr]
 }
 
-// New returns a Guard applying p.
-func New(p Policies, opts ...Option) *Guard {
+var _ Store = (*Memory)(nil)
+
+// NewMemory returns a Memory applying p.
+func NewMemory(p Policies, opts ...Option) *Memory {
 	cfg := defaultConfig()
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	return &Guard{
+	return &Memory{
 		clock:    cfg.clock,
 		epoch:    cfg.clock(),
 		pairs:    newTable[pairKey](p.AccountIP, cfg.maxKeys),
@@ -130,16 +175,8 @@ func New(p Policies, opts ...Option) *Guard {
 	}
 }
 
-// Check reports whether a login attempt for account from ip may proceed. When
-// it may not, retryAfter says how long to wait, rounded up to whole seconds and
-// at least one second; when several keys are locked out, the longest wait
-// wins. The account-wide lockout does not apply to a network the account
-// logged in from successfully within 30 days. Check counts nothing. An
-// invalid ip is one address shared by every caller that passes it.
-//
-// Call Check before any password hashing, so that refused attempts cost
-// nothing and a locked account answers the same whether or not it exists.
-func (g *Guard) Check(account string, ip netip.Addr) (ok bool, retryAfter time.Duration) {
+// Check implements Store.
+func (g *Memory) Check(_ context.Context, account string, ip netip.Addr) (ok bool, retryAfter time.Duration, err error) {
 	now := g.now()
 	acct, net := keyOfAccount(account), clientip.Network(ip)
 	pairWait, trusted := g.pairs.waitTrusted(pairKey{acct, net}, now)
@@ -147,47 +184,45 @@ func (g *Guard) Check(account string, ip netip.Addr) (ok bool, retryAfter time.D
 	if !trusted {
 		wait = max(wait, g.accounts.wait(acct, now))
 	}
+	ok, retryAfter = RetryAfter(wait)
+	return ok, retryAfter, nil
+}
+
+// RetryAfter is what Check answers for the longest wait of the keys of an
+// attempt: allowed when nothing is left of it, else the wait rounded up
+// to whole seconds. Rounding up keeps a client that waits exactly
+// retryAfter from being refused again, and makes the shortest answer one
+// second.
+func RetryAfter(wait time.Duration) (ok bool, retryAfter time.Duration) {
 	if wait <= 0 {
 		return true, 0
 	}
-	// Rounding up keeps a client that waits exactly retryAfter from being
-	// refused again, and makes the shortest answer one second.
 	return false, (wait + time.Second - 1) / time.Second * time.Second
 }
 
-// Failure records a failed login for account from ip, counting it against
-// every key it falls under; reaching a policy's threshold starts a lockout of
-// that key. A failure of a key that is already locked out is ignored by that
-// key and does not extend its lockout.
-func (g *Guard) Failure(account string, ip netip.Addr) {
+// Failure implements Store.
+func (g *Memory) Failure(_ context.Context, account string, ip netip.Addr) error {
 	now := g.now()
 	acct, net := keyOfAccount(account), clientip.Network(ip)
 	g.pairs.fail(pairKey{acct, net}, now)
 	g.accounts.fail(acct, now)
 	g.ips.fail(net, now)
+	return nil
 }
 
-// Success records a successful login for account from ip: it clears the
-// failure count of the account from that network and trusts the network for
-// the account for 30 days (see [Guard.Check]). It touches neither the
-// account-wide count, which keeps bounding a distributed run, nor the
-// network's count, which keeps limiting spraying, nor any other account. It
-// lifts no active lockout and does not reset escalation: that resets only
-// once a key has stayed clean for its policy's MaxLockout, so the owner
-// logging in between an attacker's rounds does not shorten the attacker's
-// next lockout.
-func (g *Guard) Success(account string, ip netip.Addr) {
+// Success implements Store.
+func (g *Memory) Success(_ context.Context, account string, ip netip.Addr) error {
 	now := g.now()
-	g.pairs.succeed(pairKey{keyOfAccount(account), clientip.Network(ip)}, now, now+instant(trustFor))
+	g.pairs.succeed(pairKey{keyOfAccount(account), clientip.Network(ip)}, now, now+instant(TrustFor))
+	return nil
 }
 
-// Unlock lifts every lockout of account, from every network, and forgets its
-// failures, escalation and trusted networks. Lockouts of client networks
-// (spraying) stay.
-func (g *Guard) Unlock(account string) {
+// Unlock implements Store.
+func (g *Memory) Unlock(_ context.Context, account string) error {
 	acct := keyOfAccount(account)
 	g.accounts.remove(func(k accountKey) bool { return k == acct })
 	g.pairs.remove(func(k pairKey) bool { return k.account == acct })
+	return nil
 }
 
 // NormalizeAccount returns the form of an email under which its failures are
@@ -197,7 +232,7 @@ func NormalizeAccount(email string) string {
 	return strings.ToLower(strings.TrimSpace(email))
 }
 
-func (g *Guard) now() instant {
+func (g *Memory) now() instant {
 	return instant(g.clock().Sub(g.epoch))
 }
 
@@ -216,7 +251,7 @@ type pairKey struct {
 	ip      netip.Addr
 }
 
-// instant is a time in nanoseconds since the Guard's epoch: compact, and
+// instant is a time in nanoseconds since the Memory's epoch: compact, and
 // monotonic when the clock is time.Now.
 type instant int64
 
@@ -256,7 +291,7 @@ type table[K comparable] struct {
 }
 
 func newTable[K comparable](p Policy, maxKeys int) *table[K] {
-	if !p.enabled() {
+	if !p.Enabled() {
 		return &table[K]{}
 	}
 	p.MaxLockout = max(p.MaxLockout, p.Lockout)

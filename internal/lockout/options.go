@@ -2,10 +2,10 @@ package lockout
 
 import "time"
 
-// Option configures a [Guard].
+// Option configures a [Memory].
 type Option func(*config)
 
-// config holds the optional settings of a [Guard].
+// config holds the optional settings of a [Memory].
 type config struct {
 	clock   func() time.Time
 	maxKeys int
@@ -29,7 +29,7 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
-// WithMaxKeys bounds how many keys a [Guard] remembers of each kind: n
+// WithMaxKeys bounds how many keys a [Memory] remembers of each kind: n
 // accounts and n client addresses. When a kind is full, a new key first
 // displaces keys with no failure in the window and no active lockout, and only
 // when there are none, other keys (preferring those without a lockout), so a

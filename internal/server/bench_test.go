@@ -93,7 +93,7 @@ func newBenchEnv(b *testing.B, args ...string) *benchEnv {
 		b.Fatal(err)
 	}
 	uncached := auth.New(db, hasher, token.New(keys, cfg.Issuer, cfg.Audience, token.WithCacheSize(0)), keys,
-		lockout.New(lockout.Policies{}), log)
+		lockout.NewMemory(lockout.Policies{}), log)
 	hash, err := hasher.Hash(ctx, "bench password 1")
 	if err != nil {
 		b.Fatal(err)

@@ -243,7 +243,7 @@ func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *p
 	lockoutPolicy := func(failures int) lockout.Policy {
 		return lockout.Policy{MaxFailures: failures, Window: cfg.LockoutWindow, Lockout: cfg.LockoutDuration, MaxLockout: cfg.LockoutMax}
 	}
-	lockouts := lockout.New(lockout.Policies{
+	lockouts := lockout.NewMemory(lockout.Policies{
 		AccountIP: lockoutPolicy(cfg.LockoutFailures),
 		Account:   lockoutPolicy(cfg.AccountLockoutFailures),
 		IP:        lockoutPolicy(cfg.IPLockoutFailures),

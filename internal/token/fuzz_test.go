@@ -103,8 +103,8 @@ func fuzzVerifyFixture(t testing.TB) (*token.Service, []fuzzCase) {
 		{name: "header_jwk", tok: sign(edit(h, `{`, `{"jwk":{"kty":"OKP","crv":"Ed25519","x":"AA"},`), p), err: token.ErrInvalid},
 		{name: "header_crit", tok: sign(edit(h, `{`, `{"crit":["exp"],`), p), err: token.ErrInvalid},
 		{name: "header_b64", tok: sign(edit(h, `{`, `{"b64":false,`), p), err: token.ErrInvalid},
-		{name: "kid_unknown", tok: sign(edit(h, fuzzKeyID, "fuzz-key-2"), p), err: token.ErrInvalid},
-		{name: "kid_number", tok: sign(edit(h, `"`+fuzzKeyID+`"`, `1`), p), err: token.ErrInvalid},
+		{name: "kid_unknown", tok: sign(edit(h, fuzzKeyID, "fuzz-key-2"), p), err: token.ErrUnknownKey},
+		{name: "kid_number", tok: sign(edit(h, `"`+fuzzKeyID+`"`, `1`), p), err: token.ErrUnknownKey},
 		{name: "typ_jwt", tok: sign(edit(h, `"typ":"at+jwt"`, `"typ":"JWT"`), p), err: token.ErrInvalid},
 		// RFC 7519: a NumericDate is a JSON number, never a quoted one.
 		{name: "exp_string", tok: sign(h, edit(p, exp, strings.Replace(exp, ":", `:"`, 1)+`"`)), err: token.ErrInvalid},

@@ -6,7 +6,8 @@
 // sets, dates that are JSON numbers, and a lifetime (exp - iat) no longer
 // than the configured TTL, so lowering the TTL also ends longer-lived
 // tokens issued before. Every refusal is [ErrInvalid] or, for a genuine token past its
-// expiry, [ErrExpired], so callers cannot learn which check failed. Verified
+// expiry, [ErrExpired], so callers cannot learn which check failed; the one
+// refinement, [ErrUnknownKey] (a kid the set lacks), matches ErrInvalid. Verified
 // tokens are cached until they expire, because an Ed25519 verification costs
 // several times a whole request.
 package token
@@ -19,6 +20,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -39,6 +41,12 @@ var (
 	ErrInvalidKey = errors.New("invalid signing key")
 	// ErrNoKeys means a key set was created without keys.
 	ErrNoKeys = errors.New("no signing keys")
+	// ErrUnknownKey is returned by Verify for a token whose kid names no
+	// key of the set: a key another replica has just made, which a reload
+	// of the set would bring (Keys.Replace), or a forgery. It matches
+	// ErrInvalid (errors.Is) and reads "invalid token" too, so callers
+	// that only map ErrInvalid need no change.
+	ErrUnknownKey = fmt.Errorf("%w", ErrInvalid)
 )
 
 const (
@@ -161,6 +169,23 @@ func (k *Keys) Retire(id string, at time.Time) error {
 	return nil
 }
 
+// Replace makes k hold exactly the keys of from, with its signing key and
+// its retirements: a reload of the set from storage. Tokens of a key that
+// is no longer in the set, or retired in from, stop verifying at once,
+// cached ones included.
+func (k *Keys) Replace(from *Keys) {
+	if k == from {
+		return
+	}
+	from.mu.RLock()
+	signing, all := from.signing, slices.Clone(from.all)
+	public, retire := maps.Clone(from.public), maps.Clone(from.retire)
+	from.mu.RUnlock()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.signing, k.all, k.public, k.retire = signing, all, public, retire
+}
+
 // Public returns the public halves of the keys that still verify at now,
 // oldest first, with Private nil, for publishing as a JWKS. The slices are
 // copies.
@@ -188,17 +213,25 @@ func (k *Keys) signer() (Key, bool) {
 	return k.signing, k.signing.Private != nil
 }
 
-func (k *Keys) lookup(id string, now time.Time) (ed25519.PublicKey, bool) {
+// lookup returns the public key id that verifies at now, or ErrUnknownKey
+// when the set does not hold id, or ErrInvalid when it is retired.
+func (k *Keys) lookup(id string, now time.Time) (ed25519.PublicKey, error) {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	pub, ok := k.public[id]
-	return pub, ok && k.verifies(id, now)
+	switch {
+	case !ok:
+		return nil, ErrUnknownKey
+	case !k.verifies(id, now):
+		return nil, ErrInvalid
+	}
+	return pub, nil
 }
 
 // valid reports whether key id is in the set and not retired at now.
 func (k *Keys) valid(id string, now time.Time) bool {
-	_, ok := k.lookup(id, now)
-	return ok
+	_, err := k.lookup(id, now)
+	return err == nil
 }
 
 // Claims are the verified contents of an access token.
@@ -386,8 +419,9 @@ func (s *Service) Sign(subject, sessionID string, roles []string) (token string,
 }
 
 // Verify checks token and returns its claims. It returns [ErrExpired] for an
-// authentic token past its expiry plus leeway and [ErrInvalid] for every
-// other refusal, never anything more specific. A token over 4096 bytes, or
+// authentic token past its expiry plus leeway, [ErrUnknownKey] for one
+// whose kid the set does not hold, and [ErrInvalid] for every other
+// refusal, never anything more specific. A token over 4096 bytes, or
 // not three segments of unpadded base64url, is refused before any decoding.
 //
 // A token seen before is answered from the cache without verifying the
@@ -421,8 +455,11 @@ func (s *Service) Verify(token string) (Claims, error) {
 	var w wireClaims
 	parsed, err := s.parser.ParseWithClaims(token, &w, s.keyFunc)
 	if err != nil {
-		if onlyExpired(err) {
+		switch {
+		case onlyExpired(err):
 			return Claims{}, ErrExpired
+		case errors.Is(err, ErrUnknownKey):
+			return Claims{}, ErrUnknownKey
 		}
 		return Claims{}, ErrInvalid
 	}
@@ -474,11 +511,7 @@ func (s *Service) keyFunc(t *jwt.Token) (any, error) {
 		return nil, ErrInvalid
 	}
 	kid, _ := t.Header["kid"].(string)
-	pub, ok := s.keys.lookup(kid, s.clock())
-	if !ok {
-		return nil, ErrInvalid
-	}
-	return pub, nil
+	return s.keys.lookup(kid, s.clock())
 }
 
 // wellFormed does the cheap checks before any decoding: bounded length,

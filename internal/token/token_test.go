@@ -464,16 +464,16 @@ func TestVerifyRefuses(t *testing.T) {
 		}},
 
 		// Keys.
-		{name: "unknown_kid", want: token.ErrInvalid, tok: func(t testing.TB, f fixture) string {
+		{name: "unknown_kid", want: token.ErrUnknownKey, tok: func(t testing.TB, f fixture) string {
 			return craft(t, with(f.header(), "kid", other.ID), claims(), ed(other.Private))
 		}},
 		{name: "known_kid_other_key", want: token.ErrInvalid, tok: func(t testing.TB, f fixture) string {
 			return craft(t, f.header(), claims(), ed(other.Private))
 		}},
-		{name: "kid_missing", want: token.ErrInvalid, tok: func(t testing.TB, f fixture) string {
+		{name: "kid_missing", want: token.ErrUnknownKey, tok: func(t testing.TB, f fixture) string {
 			return craft(t, without(f.header(), "kid"), claims(), ed(f.key.Private))
 		}},
-		{name: "kid_not_a_string", want: token.ErrInvalid, tok: func(t testing.TB, f fixture) string {
+		{name: "kid_not_a_string", want: token.ErrUnknownKey, tok: func(t testing.TB, f fixture) string {
 			return craft(t, with(f.header(), "kid", 1), claims(), ed(f.key.Private))
 		}},
 
@@ -520,7 +520,7 @@ func TestVerifyRefuses(t *testing.T) {
 			parts[1] = b64.EncodeToString([]byte(strings.Replace(string(raw), `"viewer"`, `"admin"`, 1)))
 			return strings.Join(parts, ".")
 		}},
-		{name: "header_swapped_kid", want: token.ErrInvalid, tok: func(t testing.TB, f fixture) string {
+		{name: "header_swapped_kid", want: token.ErrUnknownKey, tok: func(t testing.TB, f fixture) string {
 			parts := strings.Split(f.sign(t), ".")
 			h, _ := json.Marshal(with(f.header(), "kid", other.ID))
 			parts[0] = b64.EncodeToString(h)
@@ -844,7 +844,9 @@ func TestUnusableServiceRefuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := tt.svc.Verify(tok)
-			checkErr(t, err, token.ErrInvalid)
+			if !errors.Is(err, token.ErrInvalid) || err.Error() != "invalid token" { // an empty set knows no kid: ErrUnknownKey
+				t.Fatalf("Verify() error = %v, want one matching ErrInvalid", err)
+			}
 		})
 	}
 }
@@ -1158,4 +1160,58 @@ func mustKeys(t *testing.T, k token.Key) *token.Keys {
 		t.Fatal(err)
 	}
 	return keys
+}
+
+// TestKeysReplace: a set reloaded from storage (Replace) verifies exactly
+// the new keys at once: a token of a key that another replica added is
+// first refused as ErrUnknownKey, then accepted; one of a key that is
+// gone or retired in the reloaded set is refused, cached or not.
+func TestKeysReplace(t *testing.T) {
+	t.Parallel()
+	now := t0
+	clock := func() time.Time { return now }
+	k1, k2 := mustKey(t), mustKey(t)
+	keys := mustKeys(t, k1)
+	svc := token.New(keys, issuer, audience, token.WithClock(clock))
+	old, _, err := svc.Sign("u", "s", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Verify(old); err != nil { // now cached
+		t.Fatal(err)
+	}
+	// Another replica rotates: its set has k2, which signs.
+	other, err := token.NewKeys(k1, k2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, _, err := token.New(other, issuer, audience, token.WithClock(clock)).Sign("u", "s", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Verify(fresh); err != token.ErrUnknownKey { //nolint:errorlint // identity is the point
+		t.Fatalf("Verify(token of a key the set lacks) error = %v, want ErrUnknownKey", err)
+	}
+	if err := other.Retire(k1.ID, now); err != nil { // revoke_previous
+		t.Fatal(err)
+	}
+	keys.Replace(other)
+	if _, err := svc.Verify(fresh); err != nil {
+		t.Errorf("Verify(token of the new key) after Replace: %v", err)
+	}
+	if _, err := svc.Verify(old); err != token.ErrInvalid { //nolint:errorlint // identity is the point
+		t.Errorf("Verify(cached token of the retired key) after Replace error = %v, want ErrInvalid", err)
+	}
+	if tok, c, err := svc.Sign("u", "s", nil); err != nil || c.KeyID != k2.ID {
+		t.Errorf("Sign() after Replace: kid %q, %v (%s), want the new key %q", c.KeyID, err, tok, k2.ID)
+	}
+	// The set without k1 at all (storage leaves revoked keys out).
+	only2, err := token.NewKeys(k2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys.Replace(only2)
+	if _, err := svc.Verify(old); !errors.Is(err, token.ErrInvalid) {
+		t.Errorf("Verify(token of a key gone from the set) error = %v, want ErrInvalid", err)
+	}
 }

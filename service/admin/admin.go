@@ -33,11 +33,12 @@ type Store interface {
 
 // Credentials is the part of the auth service that administration drives.
 type Credentials interface {
-	// InvalidateUser makes the user's next request re-read its state.
-	InvalidateUser(userID string)
+	// InvalidateUser makes the user's next request, on every replica,
+	// re-read its state.
+	InvalidateUser(ctx context.Context, userID string)
 	RotateSigningKey(ctx context.Context, revokePrevious bool) (string, error)
 	// Unlock lifts every login lockout of the account email.
-	Unlock(email string)
+	Unlock(ctx context.Context, email string) error
 }
 
 // Service implements AdminService. Methods not built yet answer
@@ -114,7 +115,7 @@ func (s *Service) SetUserRoles(ctx context.Context, req *connect.Request[adminv1
 	if err != nil {
 		return nil, rpcerr.FromStore(ctx, s.log, "user", err)
 	}
-	s.creds.InvalidateUser(u.ID)
+	s.creds.InvalidateUser(ctx, u.ID)
 	return connect.NewResponse(&adminv1.SetUserRolesResponse{User: auth.UserToProto(u)}), nil
 }
 
@@ -127,7 +128,7 @@ func (s *Service) DisableUser(ctx context.Context, req *connect.Request[adminv1.
 	if err := s.store.DisableUser(ctx, req.Msg.GetUserId()); err != nil {
 		return nil, rpcerr.FromStore(ctx, s.log, "user", err)
 	}
-	s.creds.InvalidateUser(req.Msg.GetUserId())
+	s.creds.InvalidateUser(ctx, req.Msg.GetUserId())
 	return connect.NewResponse(&adminv1.DisableUserResponse{}), nil
 }
 
@@ -139,7 +140,9 @@ func (s *Service) UnlockUser(ctx context.Context, req *connect.Request[adminv1.U
 	if err != nil {
 		return nil, rpcerr.FromStore(ctx, s.log, "user", err)
 	}
-	s.creds.Unlock(u.Email)
+	if err := s.creds.Unlock(ctx, u.Email); err != nil {
+		return nil, rpcerr.Internal(ctx, s.log, err)
+	}
 	return connect.NewResponse(&adminv1.UnlockUserResponse{}), nil
 }
 

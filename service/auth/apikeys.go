@@ -112,7 +112,7 @@ func (s *Service) RevokeAPIKey(ctx context.Context, req *connect.Request[authv1.
 	if err != nil {
 		return nil, rpcerr.Internal(ctx, s.log, err)
 	}
-	s.cache.invalidateUser(p.UserID)
+	s.InvalidateUser(ctx, p.UserID)
 	return connect.NewResponse(&authv1.RevokeAPIKeyResponse{}), nil
 }
 

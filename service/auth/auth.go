@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/connectguard/guard/interceptors/clientip"
 	"github.com/connectguard/guard/interceptors/ratelimit"
 	"github.com/connectguard/guard/interceptors/requestid"
+	"github.com/connectguard/guard/internal/invalidation"
 	"github.com/connectguard/guard/internal/lockout"
 	"github.com/connectguard/guard/internal/password"
 	"github.com/connectguard/guard/internal/rpcerr"
@@ -72,9 +74,12 @@ type Service struct {
 	hasher  *password.Hasher
 	tokens  *token.Service
 	keys    *token.Keys
-	lockout *lockout.Guard
+	lockout lockout.Store
 	log     *slog.Logger
 	cache   *stateCache
+	ring    *keyring
+	// publisher tells the other replicas of changes; nil with none.
+	publisher Publisher
 
 	sessionTTL  time.Duration
 	idleTimeout time.Duration
@@ -85,7 +90,7 @@ type Service struct {
 var _ authv1connect.AuthServiceHandler = (*Service)(nil)
 
 // New returns a Service. tokens must sign with keys.
-func New(st Store, hasher *password.Hasher, tokens *token.Service, keys *token.Keys, guard *lockout.Guard, log *slog.Logger, opts ...Option) *Service {
+func New(st Store, hasher *password.Hasher, tokens *token.Service, keys *token.Keys, guard lockout.Store, log *slog.Logger, opts ...Option) *Service {
 	s := &Service{
 		store: st, hasher: hasher, tokens: tokens, keys: keys, lockout: guard, log: log,
 		sessionTTL: 7 * 24 * time.Hour, idleTimeout: 30 * time.Minute, tokenTTL: 15 * time.Minute,
@@ -95,7 +100,14 @@ func New(st Store, hasher *password.Hasher, tokens *token.Service, keys *token.K
 		o.apply(s)
 	}
 	s.cache = newStateCache(100_000, s.now)
+	s.ring = &keyring{store: st, keys: keys, now: s.now}
 	return s
+}
+
+// Publisher tells every other replica of a change this one made
+// (invalidation.Redis).
+type Publisher interface {
+	Publish(ctx context.Context, e invalidation.Event) error
 }
 
 // errLogin is the one answer to every failed login: unknown email, wrong
@@ -110,14 +122,16 @@ func errLogin() *connect.Error {
 func (s *Service) Login(ctx context.Context, req *connect.Request[authv1.LoginRequest]) (*connect.Response[authv1.LoginResponse], error) {
 	email := req.Msg.GetEmail()
 	ip, _ := clientip.From(ctx)
-	if ok, wait := s.lockout.Check(email, ip); !ok {
+	if ok, wait, err := s.lockout.Check(ctx, email, ip); err != nil {
+		return nil, rpcerr.Internal(ctx, s.log, err)
+	} else if !ok {
 		return nil, ratelimit.Exhausted("too many failed logins", wait)
 	}
 	u, hash, err := s.store.UserByEmail(ctx, email)
 	if errors.Is(err, store.ErrNotFound) {
 		// Same work as a real check, so timing does not reveal the account.
 		s.hasher.VerifyDummy(ctx, req.Msg.GetPassword())
-		s.lockout.Failure(email, ip)
+		s.failure(ctx, email, ip)
 		return nil, errLogin()
 	}
 	if err != nil {
@@ -128,10 +142,10 @@ func (s *Service) Login(ctx context.Context, req *connect.Request[authv1.LoginRe
 		return nil, rpcerr.Internal(ctx, s.log, fmt.Errorf("verify password of user %s: %w", u.ID, err))
 	}
 	if !ok || u.Disabled {
-		s.lockout.Failure(email, ip)
+		s.failure(ctx, email, ip)
 		return nil, errLogin()
 	}
-	s.lockout.Success(email, ip)
+	s.success(ctx, email, ip)
 	authn.Identify(ctx, u.ID)
 	if rehash {
 		s.rehash(ctx, u.ID, req.Msg.GetPassword())
@@ -159,6 +173,22 @@ func (s *Service) Login(ctx context.Context, req *connect.Request[authv1.LoginRe
 		AccessToken: res.AccessToken, RefreshToken: res.RefreshToken,
 		AccessTokenExpireTime: res.AccessTokenExpireTime, User: UserToProto(u),
 	}), nil
+}
+
+// failure counts a failed password check for the lockouts. A store that
+// could not count it (shared, down, set to fail closed) refuses the next
+// Check too, so the attempt is only logged.
+func (s *Service) failure(ctx context.Context, email string, ip netip.Addr) {
+	if err := s.lockout.Failure(ctx, email, ip); err != nil {
+		s.log.WarnContext(ctx, "failed login not counted", "error", err)
+	}
+}
+
+// success records a good password for the lockouts (trust of the network).
+func (s *Service) success(ctx context.Context, email string, ip netip.Addr) {
+	if err := s.lockout.Success(ctx, email, ip); err != nil {
+		s.log.WarnContext(ctx, "successful login not recorded for the lockouts", "error", err)
+	}
 }
 
 // rehash upgrades a stored hash to the current parameters; a failure is
@@ -207,7 +237,7 @@ func (s *Service) Refresh(ctx context.Context, req *connect.Request[authv1.Refre
 	sess, err := s.store.RotateRefreshToken(ctx, oldSum[:], nextSum[:], s.now().Add(s.sessionTTL))
 	switch {
 	case errors.Is(err, store.ErrReused):
-		s.cache.invalidateUser(sess.UserID)
+		s.InvalidateUser(ctx, sess.UserID)
 		s.securityEvent(ctx, sess.UserID, "refresh token reused: session "+sess.ID+" revoked")
 		return nil, errRefresh()
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExpired):
@@ -257,7 +287,7 @@ func (s *Service) Logout(ctx context.Context, _ *connect.Request[authv1.LogoutRe
 	if err := s.store.RevokeSession(ctx, p.SessionID); err != nil {
 		return nil, rpcerr.FromStore(ctx, s.log, "session", err)
 	}
-	s.cache.invalidateUser(p.UserID)
+	s.InvalidateUser(ctx, p.UserID)
 	res := connect.NewResponse(&authv1.LogoutResponse{})
 	if p.Method == authn.MethodSessionCookie {
 		res.Header().Add("Set-Cookie", s.cookie("", -1).String())
@@ -307,7 +337,9 @@ func (s *Service) ChangePassword(ctx context.Context, req *connect.Request[authv
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("new_password: must differ from the current password"))
 	}
 	ip, _ := clientip.From(ctx)
-	if ok, wait := s.lockout.Check(u.Email, ip); !ok {
+	if ok, wait, err := s.lockout.Check(ctx, u.Email, ip); err != nil {
+		return nil, rpcerr.Internal(ctx, s.log, err)
+	} else if !ok {
 		return nil, ratelimit.Exhausted("too many failed password checks", wait)
 	}
 	hash, err := s.store.PasswordHash(ctx, p.UserID)
@@ -319,10 +351,10 @@ func (s *Service) ChangePassword(ctx context.Context, req *connect.Request[authv
 		return nil, rpcerr.Internal(ctx, s.log, err)
 	}
 	if !ok {
-		s.lockout.Failure(u.Email, ip)
+		s.failure(ctx, u.Email, ip)
 		return nil, connect.NewError(connect.CodePermissionDenied, errors.New("current password is incorrect"))
 	}
-	s.lockout.Success(u.Email, ip)
+	s.success(ctx, u.Email, ip)
 	newHash, err := s.hasher.Hash(ctx, next)
 	if err != nil {
 		return nil, rpcerr.Internal(ctx, s.log, err)
@@ -336,7 +368,7 @@ func (s *Service) ChangePassword(ctx context.Context, req *connect.Request[authv
 	if _, err := s.store.RevokeUserAPIKeys(ctx, p.UserID); err != nil {
 		return nil, rpcerr.Internal(ctx, s.log, err)
 	}
-	s.cache.invalidateUser(p.UserID)
+	s.InvalidateUser(ctx, p.UserID)
 	return connect.NewResponse(&authv1.ChangePasswordResponse{}), nil
 }
 

@@ -130,7 +130,7 @@ func newFixture(t testing.TB, opts ...auth.Option) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	guard := lockout.New(lockout.Policies{}, lockout.WithClock(clock.Now))
+	guard := lockout.NewMemory(lockout.Policies{}, lockout.WithClock(clock.Now))
 	opts = append([]auth.Option{auth.WithClock(clock.Now)}, opts...)
 	gate := &gatedStore{DB: db}
 	svc := auth.New(gate, hasher, tokens, keys, guard, slog.New(slog.DiscardHandler), opts...)
@@ -327,7 +327,7 @@ func TestInvalidationBeatsInFlightRead(t *testing.T) {
 			if err := f.db.DisableUser(context.Background(), f.userID); err != nil {
 				t.Fatal(err)
 			}
-			f.svc.InvalidateUser(f.userID) // what AdminService.DisableUser does
+			f.svc.InvalidateUser(context.Background(), f.userID) // what AdminService.DisableUser does
 			close(release)
 			<-done
 			if p, err := verify(); err == nil {

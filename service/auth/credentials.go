@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/connectguard/guard/interceptors/authn"
+	"github.com/connectguard/guard/internal/invalidation"
 	"github.com/connectguard/guard/internal/token"
 	"github.com/connectguard/guard/store"
 	"github.com/maypok86/otter/v2"
@@ -18,10 +19,11 @@ import (
 
 // A credential's state (session revoked? user disabled? roles?) is read
 // from the database at most once per cacheTTL per credential, so the
-// per-request revocation check is usually a map read. Changes made through
-// this process (logout, password change, role change, disabling, key
-// revocation) drop the cached state at once; another replica sees them
-// within cacheTTL.
+// per-request revocation check is usually a map read. Changes (logout,
+// password change, role change, disabling, key revocation, a reused
+// refresh token) drop the cached state at once in the replica that made
+// them, and in the others as soon as they are told (WithPublisher,
+// invalidation); without the message, cacheTTL after the change.
 const cacheTTL = time.Second
 
 // touchEvery bounds how often last-use times are written: idle timeouts
@@ -137,17 +139,57 @@ func (c *stateCache) invalidateUser(userID string) {
 	}
 }
 
-// Unlock lifts every login lockout of the account email (see
-// lockout.Guard.Unlock).
-func (s *Service) Unlock(email string) {
-	s.lockout.Unlock(email)
+// invalidateAll drops every cached credential.
+func (c *stateCache) invalidateAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen.Add(1)
+	c.entries.InvalidateAll()
 }
 
-// InvalidateUser makes the next request of any of userID's credentials
-// re-read its state: call it after changing the user's roles, password or
-// status.
-func (s *Service) InvalidateUser(userID string) {
+// Unlock lifts every login lockout of the account email (see
+// lockout.Store.Unlock).
+func (s *Service) Unlock(ctx context.Context, email string) error {
+	return s.lockout.Unlock(ctx, email)
+}
+
+// InvalidateUser makes the next request of any of userID's credentials,
+// on every replica, re-read its state: call it after changing the user's
+// roles, password or status.
+func (s *Service) InvalidateUser(ctx context.Context, userID string) {
 	s.cache.invalidateUser(userID)
+	s.publish(ctx, invalidation.Event{Kind: invalidation.User, UserID: userID})
+}
+
+// publish tells the other replicas of a change, if there are any to
+// tell. The change is committed already: the caller's cancellation does
+// not stop the message. A failure is the publisher's to log (once per
+// outage); the others' cacheTTL and key reload cover what they miss.
+func (s *Service) publish(ctx context.Context, e invalidation.Event) {
+	if s.publisher != nil {
+		_ = s.publisher.Publish(context.WithoutCancel(ctx), e)
+	}
+}
+
+// Apply implements invalidation.Handler: a change another replica made.
+func (s *Service) Apply(ctx context.Context, e invalidation.Event) {
+	switch e.Kind {
+	case invalidation.User:
+		s.cache.invalidateUser(e.UserID)
+	case invalidation.Keys:
+		if err := s.ReloadKeys(ctx); err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "reload signing keys", "error", err)
+		}
+	}
+}
+
+// Resync implements invalidation.Handler: changes may have been missed,
+// so every cached credential state is dropped and the keys reloaded.
+func (s *Service) Resync(ctx context.Context) {
+	s.cache.invalidateAll()
+	if err := s.ReloadKeys(ctx); err != nil && ctx.Err() == nil {
+		s.log.WarnContext(ctx, "reload signing keys", "error", err)
+	}
 }
 
 // VerifyToken implements authn.TokenVerifier for access tokens: the
@@ -156,6 +198,9 @@ func (s *Service) InvalidateUser(userID string) {
 // database, not the token, so role changes apply to the next request.
 func (s *Service) VerifyToken(ctx context.Context, tok string) (*authn.Principal, error) {
 	c, err := s.tokens.Verify(tok)
+	if errors.Is(err, token.ErrUnknownKey) && s.ring.reloadForUnknownKey(ctx) {
+		c, err = s.tokens.Verify(tok)
+	}
 	switch {
 	case errors.Is(err, token.ErrExpired):
 		return nil, authn.ErrExpired

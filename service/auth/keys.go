@@ -5,11 +5,15 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/connectguard/guard/internal/invalidation"
 	"github.com/connectguard/guard/internal/rpcerr"
 	"github.com/connectguard/guard/internal/token"
 	"github.com/connectguard/guard/store"
@@ -22,19 +26,36 @@ type KeyStore interface {
 	RetireSigningKeys(ctx context.Context, keepID string, before, at time.Time) (int, error)
 }
 
+// keyReload is how often WatchKeys reloads the signing keys: the bound on
+// how long a rotation on another replica can go unseen when its
+// announcement does not arrive. The same second as cacheTTL, so that one
+// bound holds for every kind of change; a reload reads a handful of rows.
+const keyReload = time.Second
+
 // LoadKeys returns the stored signing keys, creating the first one on a
 // fresh database. The newest key signs.
 func LoadKeys(ctx context.Context, ks KeyStore) (*token.Keys, error) {
+	keys, err := readKeys(ctx, ks)
+	if !errors.Is(err, token.ErrNoKeys) {
+		return keys, err
+	}
+	k, err := newSigningKey(ctx, ks)
+	if err != nil {
+		return nil, err
+	}
+	return token.NewKeys(k)
+}
+
+// readKeys returns the stored signing keys that still verify (the store
+// leaves out those retired already), those retiring later marked so; an
+// error wrapping token.ErrNoKeys when there are none.
+func readKeys(ctx context.Context, ks KeyStore) (*token.Keys, error) {
 	stored, err := ks.SigningKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load signing keys: %w", err)
 	}
 	if len(stored) == 0 {
-		k, err := newSigningKey(ctx, ks)
-		if err != nil {
-			return nil, err
-		}
-		return token.NewKeys(k)
+		return nil, fmt.Errorf("load signing keys: %w", token.ErrNoKeys)
 	}
 	keys := make([]token.Key, 0, len(stored))
 	// Oldest first, so the newest is added last and signs.
@@ -71,19 +92,91 @@ func newSigningKey(ctx context.Context, ks KeyStore) (token.Key, error) {
 	return k, nil
 }
 
+// keyring keeps the signing keys in step with the database, which every
+// replica shares: one reload (or rotation) at a time, and reloads for
+// tokens of unknown keys at most once per keyReload.
+type keyring struct {
+	store KeyStore
+	keys  *token.Keys
+	now   func() time.Time
+
+	mu sync.Mutex // held by each reload and rotation
+	// reloads counts finished reloads; lastMiss is when a token of an
+	// unknown key last caused one (mu).
+	reloads  atomic.Uint64
+	lastMiss time.Time
+}
+
+// reload makes the set hold what the database holds. r.mu must be held.
+func (r *keyring) reload(ctx context.Context) error {
+	fresh, err := readKeys(ctx, r.store)
+	if err != nil {
+		return err
+	}
+	r.keys.Replace(fresh)
+	r.reloads.Add(1)
+	return nil
+}
+
+// reloadForUnknownKey reloads the keys for a token whose kid the set
+// lacks, which may be a key another replica has just made. A caller that
+// waited while another reload ran does not reload again, and such reloads
+// happen at most once per keyReload: tokens with made-up kids cannot make
+// a replica read the database per request. It reports whether a reload
+// finished since the caller's token was refused.
+func (r *keyring) reloadForUnknownKey(ctx context.Context) bool {
+	seen := r.reloads.Load()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reloads.Load() != seen {
+		return true
+	}
+	now := r.now()
+	if now.Sub(r.lastMiss) < keyReload && !now.Before(r.lastMiss) {
+		return false
+	}
+	r.lastMiss = now
+	return r.reload(ctx) == nil
+}
+
+// ReloadKeys reads the signing keys from the database: a rotation on
+// another replica is announced (invalidation.Keys) or found by WatchKeys.
+func (s *Service) ReloadKeys(ctx context.Context) error {
+	s.ring.mu.Lock()
+	defer s.ring.mu.Unlock()
+	return s.ring.reload(ctx)
+}
+
+// WatchKeys reloads the signing keys every second until ctx is done: the
+// backstop for a rotation on another replica whose announcement did not
+// arrive (Redis down, or down for the replica that rotated).
+func (s *Service) WatchKeys(ctx context.Context) {
+	t := time.NewTicker(keyReload)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.ReloadKeys(ctx); err != nil && ctx.Err() == nil {
+				s.log.WarnContext(ctx, "reload signing keys", "error", err)
+			}
+		}
+	}
+}
+
 // RotateSigningKey makes a new signing key, used for every token from now
 // on. The previous keys retire once the tokens they signed have expired
 // (access token lifetime plus the verification leeway), or at once with
 // revokePrevious (a leaked key); until then they verify and are published
 // in the JWKS. Retirement is recorded in the database, so it holds across
-// restarts.
+// restarts, and the replica reloads its keys from there; the others are
+// told to (invalidation.Keys), and find it by themselves within a second.
 func (s *Service) RotateSigningKey(ctx context.Context, revokePrevious bool) (string, error) {
-	previous := s.keys.Public(s.now())
+	s.ring.mu.Lock()
+	defer s.ring.mu.Unlock()
 	k, err := newSigningKey(ctx, s.store)
 	if err != nil {
-		return "", rpcerr.Internal(ctx, s.log, err)
-	}
-	if err := s.keys.Add(k); err != nil {
 		return "", rpcerr.Internal(ctx, s.log, err)
 	}
 	now := s.now()
@@ -91,16 +184,15 @@ func (s *Service) RotateSigningKey(ctx context.Context, revokePrevious bool) (st
 	if revokePrevious {
 		at = now
 	}
-	for _, p := range previous {
-		if err := s.keys.Retire(p.ID, at); err != nil {
-			return "", rpcerr.Internal(ctx, s.log, err)
-		}
-	}
 	// Every stored key but the new one, whenever it was made.
 	everything := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 	if _, err := s.store.RetireSigningKeys(ctx, k.ID, everything, at); err != nil {
 		return "", rpcerr.Internal(ctx, s.log, err)
 	}
+	if err := s.ring.reload(ctx); err != nil {
+		return "", rpcerr.Internal(ctx, s.log, err)
+	}
+	s.publish(ctx, invalidation.Event{Kind: invalidation.Keys})
 	s.log.InfoContext(ctx, "signing key rotated", "kid", k.ID, "previous_retire_time", at)
 	return k.ID, nil
 }

@@ -32,3 +32,11 @@ func WithTokenTTL(d time.Duration) Option {
 func WithClock(now func() time.Time) Option {
 	return optionFunc(func(s *Service) { s.now = now })
 }
+
+// WithPublisher tells the other replicas of every change through p, so
+// that they drop their cached state at once. The default is none: other
+// replicas see changes within cacheTTL (one second), and rotations when
+// they reload the keys (WatchKeys).
+func WithPublisher(p Publisher) Option {
+	return optionFunc(func(s *Service) { s.publisher = p })
+}
