@@ -50,9 +50,12 @@ type Config struct {
 	LogFormat              string
 	ShutdownTimeout        time.Duration
 	ReadTimeout            time.Duration // a whole request, headers and body
-	Redis                  string        // URL of the shared rate-limit store; empty keeps limits in memory
-	RedisOnFailure         string        // local, open or closed
+	Redis                  string        // URL of the state replicas share; empty keeps it in this process
+	RedisOnFailure         string        // rate limits: local, open or closed
 	RedisPrefix            string        // of the rate-limit keys in Redis
+	RedisLockoutOnFailure  string        // lockouts: local or closed
+	RedisLockoutPrefix     string        // of the lockout keys in Redis
+	RedisChannel           string        // pub/sub channel of the invalidations
 }
 
 // Parse reads args (without the program name) and the environment through
@@ -134,9 +137,12 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	str(&c.LogFormat, "log-format", "text", "text or json")
 	dur(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may finish on SIGINT/SIGTERM")
 	dur(&c.ReadTimeout, "read-timeout", 30*time.Second, "how long a client may take to send a whole request; slower ones get deadline_exceeded")
-	str(&c.Redis, "redis", "", "Redis URL, such as redis://127.0.0.1:6379/0, to keep rate limits in, shared by every replica; empty keeps them in this process (a password belongs in GUARD_REDIS, not the flag)")
-	str(&c.RedisOnFailure, "redis-on-failure", "local", "what a replica does while Redis fails: local (counts alone: limits hold per replica), open (admits every call) or closed (refuses rate-limited calls)")
+	str(&c.Redis, "redis", "", "Redis URL, such as redis://127.0.0.1:6379/0, to share rate limits, lockouts and invalidations with every replica; empty keeps them in this process (a password belongs in GUARD_REDIS, not the flag)")
+	str(&c.RedisOnFailure, "redis-on-failure", "local", "what a replica does with rate limits while Redis fails: local (counts alone: limits hold per replica), open (admits every call) or closed (refuses rate-limited calls)")
 	str(&c.RedisPrefix, "redis-prefix", "guard:rl:", "prefix of the rate-limit keys in Redis")
+	str(&c.RedisLockoutOnFailure, "redis-lockout-on-failure", "local", "what a replica does with login lockouts while Redis fails: local (counts alone: thresholds hold per replica) or closed (refuses logins)")
+	str(&c.RedisLockoutPrefix, "redis-lockout-prefix", "guard:lockout:", "prefix of the lockout keys in Redis")
+	str(&c.RedisChannel, "redis-channel", "guard:invalidate", "Redis pub/sub channel on which replicas announce credential and signing-key changes (not scoped by database number: one per deployment)")
 	fs.Usage = func() {
 		fmt.Fprintln(out, "Usage: guard [flags]\n\nEvery flag can also be set by the environment variable named after it.\nGUARD_ADMIN_PASSWORD (environment only) sets the first admin's password;\nwithout it a random one is printed once.\n\nFlags:")
 		fs.PrintDefaults()
@@ -228,6 +234,17 @@ func (c *Config) Validate() error {
 	case "local", "open", "closed":
 	default:
 		bad("-redis-on-failure: want local (each replica counts alone), open (admit) or closed (refuse), got %q", c.RedisOnFailure)
+	}
+	switch c.RedisLockoutOnFailure {
+	case "local", "closed":
+	default:
+		bad("-redis-lockout-on-failure: want local (each replica counts alone) or closed (refuse logins), got %q; there is no open: it would let anyone guess passwords during an outage", c.RedisLockoutOnFailure)
+	}
+	if c.RedisLockoutPrefix == "" || c.RedisLockoutPrefix == c.RedisPrefix {
+		bad("-redis-lockout-prefix: %q must be set and differ from -redis-prefix", c.RedisLockoutPrefix)
+	}
+	if c.RedisChannel == "" {
+		bad("-redis-channel must not be empty")
 	}
 	if c.ReadTimeout < time.Second || c.ReadTimeout > 10*time.Minute {
 		bad("-read-timeout: %s is outside 1s..10m", c.ReadTimeout)

@@ -62,6 +62,9 @@ func TestParse_defaults(t *testing.T) {
 		{"redis", c.Redis, ""},
 		{"redis_on_failure", c.RedisOnFailure, "local"},
 		{"redis_prefix", c.RedisPrefix, "guard:rl:"},
+		{"redis_lockout_on_failure", c.RedisLockoutOnFailure, "local"},
+		{"redis_lockout_prefix", c.RedisLockoutPrefix, "guard:lockout:"},
+		{"redis_channel", c.RedisChannel, "guard:invalidate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,6 +107,9 @@ func TestParse_environment(t *testing.T) {
 		}},
 		{"redis_on_failure", env{"GUARD_REDIS_ON_FAILURE": "closed"}, func(c config.Config) (any, any) { return c.RedisOnFailure, "closed" }},
 		{"redis_prefix", env{"GUARD_REDIS_PREFIX": "{notes}:rl:"}, func(c config.Config) (any, any) { return c.RedisPrefix, "{notes}:rl:" }},
+		{"redis_lockout_on_failure", env{"GUARD_REDIS_LOCKOUT_ON_FAILURE": "closed"}, func(c config.Config) (any, any) { return c.RedisLockoutOnFailure, "closed" }},
+		{"redis_lockout_prefix", env{"GUARD_REDIS_LOCKOUT_PREFIX": "{notes}:lo:"}, func(c config.Config) (any, any) { return c.RedisLockoutPrefix, "{notes}:lo:" }},
+		{"redis_channel", env{"GUARD_REDIS_CHANNEL": "notes:inv"}, func(c config.Config) (any, any) { return c.RedisChannel, "notes:inv" }},
 		{"cors_origins", env{"GUARD_CORS_ORIGINS": "https://app.example.com, http://localhost:5173"}, func(c config.Config) (any, any) {
 			return strings.Join(c.CORSOrigins, " "), "https://app.example.com http://localhost:5173"
 		}},
@@ -220,6 +226,9 @@ func TestParse_refuses(t *testing.T) {
 		{"redis_unknown_option", []string{"-redis", "redis://127.0.0.1:6379/0?timeout=1s"}, nil, []string{"-redis", "unexpected option: timeout"}},
 		{"redis_garbage", nil, env{"GUARD_REDIS": "redis://u:s3cret@host:63%zz/0"}, []string{"-redis", "does not parse"}},
 		{"redis_on_failure", []string{"-redis-on-failure", "ignore"}, nil, []string{"-redis-on-failure", "local", "open", "closed", `"ignore"`}},
+		{"redis_lockout_open", []string{"-redis-lockout-on-failure", "open"}, nil, []string{"-redis-lockout-on-failure", "local", "closed", "guess passwords"}},
+		{"redis_prefixes_equal", []string{"-redis-lockout-prefix", "guard:rl:"}, nil, []string{"-redis-lockout-prefix", "differ from -redis-prefix"}},
+		{"redis_channel_empty", []string{"-redis-channel", ""}, nil, []string{"-redis-channel"}},
 		{"redis_password_in_flag", []string{"-redis", "redis://:s3cret@10.0.0.5:6379/0"}, nil, []string{"-redis", "password", "ps", "GUARD_REDIS"}},
 		{"every_problem_at_once", []string{"-cors-origins", "*", "-max-body-bytes", "10"}, nil, []string{"wildcard", "-max-body-bytes"}},
 	}

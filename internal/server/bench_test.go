@@ -55,16 +55,15 @@ func newBenchEnv(b *testing.B, args ...string) *benchEnv {
 	b.Cleanup(func() { _ = db.Close() })
 	hasher := password.NewHasher(password.WithParams(password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}))
 	log := slog.New(slog.DiscardHandler)
-	services, deps, err := newServices(ctx, cfg, db, hasher, log)
+	sh, err := newShared(ctx, cfg, log)
 	if err != nil {
 		b.Fatal(err)
 	}
-	limiter, closeLimiter, err := newLimiter(ctx, cfg, log)
+	b.Cleanup(sh.close)
+	services, deps, err := newServices(ctx, cfg, db, hasher, log, sh)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(closeLimiter)
-	deps.limiter = limiter
 	full, err := mount(cfg, services, deps)
 	if err != nil {
 		b.Fatal(err)

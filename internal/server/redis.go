@@ -9,30 +9,47 @@ import (
 	"github.com/connectguard/guard/interceptors/ratelimit"
 	"github.com/connectguard/guard/interceptors/ratelimit/redislimiter"
 	"github.com/connectguard/guard/internal/config"
+	"github.com/connectguard/guard/internal/invalidation"
+	"github.com/connectguard/guard/internal/lockout"
+	"github.com/connectguard/guard/internal/lockout/redislockout"
 	"github.com/redis/go-redis/v9"
 )
 
-// newLimiter returns the rate-limit store of -redis, shared by every
-// replica, and the function that closes its client; nil without -redis
-// (guard.New then keeps the limits in memory). Redis down at start-up
-// stops the server only with -redis-on-failure=closed, which would refuse
-// every rate-limited call; otherwise the limiter falls back as it would
-// in any outage, and finds Redis when it answers.
-func newLimiter(ctx context.Context, cfg config.Config, log *slog.Logger) (ratelimit.Limiter, func(), error) {
+// shared is the state the replicas share through -redis, over one Redis
+// client. Without -redis every field is nil: rate limits and lockouts
+// stay in the process (guard.New's and newServices' defaults), and no
+// change is announced.
+type shared struct {
+	limiter  ratelimit.Limiter
+	lockouts lockout.Store
+	bus      *invalidation.Redis
+	close    func() // closes the client, after the server has shut down
+}
+
+// newShared connects the state of -redis. Redis down at start-up stops
+// the server only when a failure mode is closed (-redis-on-failure,
+// -redis-lockout-on-failure), which would refuse every rate-limited call
+// or every login; otherwise each store falls back as it would in any
+// outage, and finds Redis when it answers.
+func newShared(ctx context.Context, cfg config.Config, log *slog.Logger) (shared, error) {
 	if cfg.Redis == "" {
-		return nil, func() {}, nil
+		return shared{close: func() {}}, nil
 	}
 	opts, err := redislimiter.ClientOptions(cfg.Redis)
 	if err != nil {
-		return nil, nil, fmt.Errorf("-redis: %w", err)
+		return shared{}, fmt.Errorf("-redis: %w", err)
 	}
-	var mode redislimiter.FailureMode
-	if err := mode.UnmarshalText([]byte(cfg.RedisOnFailure)); err != nil {
-		return nil, nil, fmt.Errorf("-redis-on-failure: %w", err)
+	var limits redislimiter.FailureMode
+	if err := limits.UnmarshalText([]byte(cfg.RedisOnFailure)); err != nil {
+		return shared{}, fmt.Errorf("-redis-on-failure: %w", err)
+	}
+	var lockouts redislockout.FailureMode
+	if err := lockouts.UnmarshalText([]byte(cfg.RedisLockoutOnFailure)); err != nil {
+		return shared{}, fmt.Errorf("-redis-lockout-on-failure: %w", err)
 	}
 	// go-redis logs each failed dial through one process-wide logger; the
-	// limiter logs what matters (an outage's start and end), so those
-	// lines go to Debug.
+	// stores log what matters (an outage's start and end), so those lines
+	// go to Debug.
 	redis.SetLogger(redisLog{log})
 	client := redis.NewClient(opts)
 	closeClient := func() {
@@ -40,23 +57,42 @@ func newLimiter(ctx context.Context, cfg config.Config, log *slog.Logger) (ratel
 			log.Warn("close redis client", "error", err)
 		}
 	}
-	where := []any{"redis", opts.Addr, "redis_db", opts.DB, "redis_prefix", cfg.RedisPrefix, "on_failure", mode.String()}
+	where := []any{"redis", opts.Addr, "redis_db", opts.DB}
 	pctx, cancel := context.WithTimeout(ctx, time.Second)
 	err = client.Ping(pctx).Err()
 	cancel()
 	switch {
 	case err == nil:
-		log.Info("rate limits kept in redis, shared by every replica", where...)
-	case mode == redislimiter.FailClosed:
+		log.Info("rate limits kept in redis, shared by every replica", append(where, "redis_prefix", cfg.RedisPrefix, "on_failure", limits.String())...)
+		log.Info("lockouts kept in redis and changes announced on its channel, shared by every replica",
+			append(where, "redis_lockout_prefix", cfg.RedisLockoutPrefix, "lockout_on_failure", lockouts.String(), "redis_channel", cfg.RedisChannel)...)
+	case limits == redislimiter.FailClosed || lockouts == redislockout.FailClosed:
 		closeClient()
-		return nil, nil, fmt.Errorf("redis at %s does not answer (%w), and -redis-on-failure=closed would refuse every rate-limited call: start Redis, or choose -redis-on-failure=local", opts.Addr, err)
+		return shared{}, fmt.Errorf("redis at %s does not answer (%w), and -redis-on-failure=closed or -redis-lockout-on-failure=closed would refuse every rate-limited call or login: start Redis, or choose local", opts.Addr, err)
 	default:
-		log.Warn("redis does not answer at start-up: rate limits are decided as -redis-on-failure says until it does",
+		log.Warn("redis does not answer at start-up: rate limits and lockouts are decided as -redis-on-failure and -redis-lockout-on-failure say until it does, and changes reach other replicas within a second",
 			append(where, "error", err)...)
 	}
-	l := redislimiter.New(client, redislimiter.WithPrefix(cfg.RedisPrefix),
-		redislimiter.WithOnFailure(mode), redislimiter.WithLogger(log))
-	return l, closeClient, nil
+	return shared{
+		limiter: redislimiter.New(client, redislimiter.WithPrefix(cfg.RedisPrefix),
+			redislimiter.WithOnFailure(limits), redislimiter.WithLogger(log)),
+		lockouts: redislockout.New(client, lockoutPolicies(cfg), redislockout.WithPrefix(cfg.RedisLockoutPrefix),
+			redislockout.WithOnFailure(lockouts), redislockout.WithLogger(log)),
+		bus:   invalidation.NewRedis(client, cfg.RedisChannel, invalidation.WithLogger(log)),
+		close: closeClient,
+	}, nil
+}
+
+// lockoutPolicies are the lockout policies of cfg.
+func lockoutPolicies(cfg config.Config) lockout.Policies {
+	policy := func(failures int) lockout.Policy {
+		return lockout.Policy{MaxFailures: failures, Window: cfg.LockoutWindow, Lockout: cfg.LockoutDuration, MaxLockout: cfg.LockoutMax}
+	}
+	return lockout.Policies{
+		AccountIP: policy(cfg.LockoutFailures),
+		Account:   policy(cfg.AccountLockoutFailures),
+		IP:        policy(cfg.IPLockoutFailures),
+	}
 }
 
 // redisLog sends go-redis's own log lines to Debug.

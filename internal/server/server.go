@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -66,11 +67,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("config: %w", err)
 	}
 	log := newLogger(cfg, stderr)
-	limiter, closeLimiter, err := newLimiter(ctx, cfg, log)
+	sh, err := newShared(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer closeLimiter() // after the server has shut down
+	defer sh.close() // after the server has shut down
 
 	db, err := store.Open(ctx, cfg.DBPath)
 	if err != nil {
@@ -86,11 +87,20 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := bootstrapAdmin(ctx, db, hasher, cfg.AdminEmail, cfg.AdminPassword, stdout); err != nil {
 		return err
 	}
-	services, deps, err := newServices(ctx, cfg, db, hasher, log)
+	services, deps, err := newServices(ctx, cfg, db, hasher, log, sh)
 	if err != nil {
 		return err
 	}
-	deps.limiter = limiter
+	// Keep the keys and credential caches in step with the other
+	// replicas until the server has shut down (before the database and
+	// Redis close).
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var background sync.WaitGroup
+	defer func() { stopBG(); background.Wait() }()
+	background.Go(func() { deps.auth.WatchKeys(bg) })
+	if sh.bus != nil {
+		background.Go(func() { sh.bus.Run(bg, deps.auth) })
+	}
 	h, err := mount(cfg, services, deps)
 	if err != nil {
 		return err
@@ -224,8 +234,9 @@ type deps struct {
 	limiter ratelimit.Limiter
 }
 
-// newServices builds the services and what the security layer needs.
-func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *password.Hasher, log *slog.Logger) ([]service, deps, error) {
+// newServices builds the services and what the security layer needs, with
+// the state sh shares with other replicas.
+func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *password.Hasher, log *slog.Logger, sh shared) ([]service, deps, error) {
 	keys, err := auth.LoadKeys(ctx, db)
 	if err != nil {
 		return nil, deps{}, err
@@ -240,16 +251,15 @@ func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *p
 		return nil, deps{}, err
 	}
 
-	lockoutPolicy := func(failures int) lockout.Policy {
-		return lockout.Policy{MaxFailures: failures, Window: cfg.LockoutWindow, Lockout: cfg.LockoutDuration, MaxLockout: cfg.LockoutMax}
+	lockouts := sh.lockouts
+	if lockouts == nil {
+		lockouts = lockout.NewMemory(lockoutPolicies(cfg))
 	}
-	lockouts := lockout.NewMemory(lockout.Policies{
-		AccountIP: lockoutPolicy(cfg.LockoutFailures),
-		Account:   lockoutPolicy(cfg.AccountLockoutFailures),
-		IP:        lockoutPolicy(cfg.IPLockoutFailures),
-	})
-	authSvc := auth.New(db, hasher, tokens, keys, lockouts, log,
-		auth.WithSessionTTL(cfg.SessionTTL), auth.WithIdleTimeout(cfg.IdleTimeout), auth.WithTokenTTL(cfg.AccessTokenTTL))
+	authOpts := []auth.Option{auth.WithSessionTTL(cfg.SessionTTL), auth.WithIdleTimeout(cfg.IdleTimeout), auth.WithTokenTTL(cfg.AccessTokenTTL)}
+	if sh.bus != nil {
+		authOpts = append(authOpts, auth.WithPublisher(sh.bus))
+	}
+	authSvc := auth.New(db, hasher, tokens, keys, lockouts, log, authOpts...)
 	notesSvc := notes.New(db, pages, log)
 	impl := implementations{
 		auth:  authSvc,
@@ -268,6 +278,7 @@ func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *p
 		jwks:      authSvc.JWKSHandler(),
 		audit:     auditStore{db},
 		resolvers: map[string]guard.Resolver{"note": notesSvc},
+		limiter:   sh.limiter,
 	}, nil
 }
 
