@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"net"
@@ -34,14 +35,10 @@ func TestReplicasShareRateLimits(t *testing.T) {
 	client := redistest.Client(t)
 	prefix := redistest.Prefix(t, client)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "guard")
-	build := exec.Command("go", "build", "-o", bin, "github.com/connectguard/guard/cmd/server")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildServer(t, dir)
 	const userLimit, ipLimit = 5, 6
 	flags := []string{
-		"-db=" + filepath.Join(dir, "guard.db"), "-log-level=debug",
+		sharedDatabase(dir).flag, "-log-level=debug",
 		"-redis=" + redistest.URL, "-redis-prefix=" + prefix,
 		"-user-rate-limit=" + strconv.Itoa(userLimit), "-ip-rate-limit=" + strconv.Itoa(ipLimit),
 		"-trusted-proxies=127.0.0.1", // each phase speaks for a client IP of its own
@@ -111,6 +108,46 @@ func TestReplicasShareRateLimits(t *testing.T) {
 			t.Errorf("no Redis key %s*; keys: %q", w, keys)
 		}
 	}
+}
+
+// buildServer builds the server binary into dir.
+func buildServer(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "guard")
+	build := exec.Command("go", "build", "-o", bin, "github.com/connectguard/guard/cmd/server")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// database is the database the replicas of a test share: its -db flag,
+// and a way to count what was written. The one place to swap the
+// database of the replica tests (SQLite today: replicas on one machine
+// share its file, in WAL mode).
+type database struct {
+	flag string
+	path string
+}
+
+func sharedDatabase(dir string) database {
+	path := filepath.Join(dir, "guard.db")
+	return database{flag: "-db=" + path, path: path}
+}
+
+// count returns the rows of table that match where.
+func (d database) count(t *testing.T, table, where string, args ...any) int {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+d.path+"?_busy_timeout=5000&mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM `+table+` WHERE `+where, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // replica is a server process.
