@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/connectguard/guard/internal/token"
 	"github.com/connectguard/guard/service/auth"
 	"github.com/connectguard/guard/store"
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -31,6 +33,8 @@ import (
 // benchEnv is one server's handlers, bare and secured, over one database.
 type benchEnv struct {
 	bare, full http.Handler
+	// redisCalls counts the commands sent to Redis (with -redis).
+	redisCalls atomic.Int64
 	// authnHit and authnMiss have only the authn interceptor: with the
 	// verified-token cache, and without it (a full Ed25519 verify per call).
 	authnHit, authnMiss http.Handler
@@ -40,8 +44,16 @@ type benchEnv struct {
 
 // newBenchEnv builds the handlers with the budgets lifted out of the way;
 // args are more flags.
-func newBenchEnv(b *testing.B, args ...string) *benchEnv {
+func newBenchEnv(b testing.TB, args ...string) *benchEnv {
+	return newBenchEnvLimits(b, true, args...)
+}
+
+// newBenchEnvLimits is newBenchEnv; with sharedLimits false, the rate
+// limits stay in memory whatever -redis says, so that what remains in
+// Redis is the shared security state alone.
+func newBenchEnvLimits(b testing.TB, sharedLimits bool, args ...string) *benchEnv {
 	b.Helper()
+	e := &benchEnv{}
 	ctx := context.Background()
 	args = append([]string{"-ip-rate-limit=1000000000", "-user-rate-limit=1000000000"}, args...)
 	cfg, err := config.Parse(args, func(string) string { return "" }, io.Discard)
@@ -60,6 +72,12 @@ func newBenchEnv(b *testing.B, args ...string) *benchEnv {
 		b.Fatal(err)
 	}
 	b.Cleanup(sh.close)
+	if sh.client != nil {
+		sh.client.AddHook(countCalls{&e.redisCalls})
+	}
+	if !sharedLimits {
+		sh.limiter = nil
+	}
 	services, deps, err := newServices(ctx, cfg, db, hasher, log, sh)
 	if err != nil {
 		b.Fatal(err)
@@ -122,14 +140,62 @@ func newBenchEnv(b *testing.B, args ...string) *benchEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &benchEnv{
-		bare: bare, full: full, token: tok, body: body,
-		authnHit: authnOnly(deps.auth), authnMiss: authnOnly(uncached),
+	e.bare, e.full, e.token, e.body = bare, full, tok, body
+	e.authnHit, e.authnMiss = authnOnly(deps.auth), authnOnly(uncached)
+	return e
+}
+
+// countCalls is a go-redis hook that counts the commands sent.
+type countCalls struct{ n *atomic.Int64 }
+
+func (c countCalls) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c countCalls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (c countCalls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.n.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
+}
+
+// TestSharedStateCostsNoRoundTrip: with -redis, a GetNote with a cached
+// token costs exactly its two rate-limit decisions in Redis (the per-IP
+// one and the user's); the shared lockouts and invalidations add none to
+// a request that changes no state. With the rate limits in memory, it
+// costs none at all.
+func TestSharedStateCostsNoRoundTrip(t *testing.T) {
+	t.Parallel()
+	prefix := redistest.Prefix(t, redistest.Client(t))
+	flags := []string{"-redis=" + redistest.URL, "-redis-prefix=" + prefix + "rl:", "-redis-lockout-prefix=" + prefix + "lo:",
+		"-redis-channel=" + prefix + "inv", "-redis-on-failure=closed", "-redis-lockout-on-failure=closed"}
+	for _, tt := range []struct {
+		name         string
+		sharedLimits bool
+		perCall      int64
+	}{{"limits_and_state_in_redis", true, 2}, {"state_in_redis", false, 0}} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newBenchEnvLimits(t, tt.sharedLimits, flags...)
+			e.call(t, e.full) // loads the scripts and caches the token's state
+			before := e.redisCalls.Load()
+			for range 10 {
+				e.call(t, e.full)
+			}
+			if got := e.redisCalls.Load() - before; got != 10*tt.perCall {
+				t.Errorf("10 GetNote calls sent %d commands to Redis, want %d", got, 10*tt.perCall)
+			}
+		})
 	}
 }
 
 // call sends GetNote over Connect (binary) to h in-process.
-func (e *benchEnv) call(b *testing.B, h http.Handler) {
+func (e *benchEnv) call(b testing.TB, h http.Handler) {
 	req := httptest.NewRequest(http.MethodPost, "/guard.notes.v1.NoteService/GetNote", bytes.NewReader(e.body))
 	req.Header.Set("Content-Type", "application/proto")
 	req.Header.Set("Authorization", "Bearer "+e.token)
@@ -159,17 +225,28 @@ func BenchmarkGetNote(b *testing.B) {
 }
 
 // BenchmarkGetNoteRatio reports the median time ratio full/bare over
-// paired blocks (see pairedRatio), with the rate limits in memory and, if
-// the test Redis answers, in Redis (two decisions per call: the per-IP
-// one in the HTTP layer, the user's in the chain).
+// paired blocks (see pairedRatio), and the commands sent to Redis per
+// call: with everything in memory; if the test Redis answers, with the
+// shared security state (lockouts, invalidations) alone in Redis, which
+// costs a call with a cached token nothing; and with the rate limits in
+// Redis too (two decisions per call: the per-IP one in the HTTP layer,
+// the user's in the chain).
 func BenchmarkGetNoteRatio(b *testing.B) {
 	b.Run("memory", func(b *testing.B) {
 		e := newBenchEnv(b)
 		e.pairedRatio(b, e.full, "full/bare")
 	})
-	b.Run("redis", func(b *testing.B) {
+	redisFlags := func(b *testing.B) []string {
 		prefix := redistest.Prefix(b, redistest.Client(b))
-		e := newBenchEnv(b, "-redis="+redistest.URL, "-redis-prefix="+prefix, "-redis-on-failure=closed")
+		return []string{"-redis=" + redistest.URL, "-redis-prefix=" + prefix + "rl:", "-redis-lockout-prefix=" + prefix + "lo:",
+			"-redis-channel=" + prefix + "inv", "-redis-on-failure=closed", "-redis-lockout-on-failure=closed"}
+	}
+	b.Run("redis_state", func(b *testing.B) {
+		e := newBenchEnvLimits(b, false, redisFlags(b)...)
+		e.pairedRatio(b, e.full, "full/bare")
+	})
+	b.Run("redis_state_and_limits", func(b *testing.B) {
+		e := newBenchEnv(b, redisFlags(b)...)
 		e.pairedRatio(b, e.full, "full/bare")
 	})
 }
@@ -189,6 +266,7 @@ func BenchmarkAuthnRatio(b *testing.B) {
 func (e *benchEnv) pairedRatio(b *testing.B, h http.Handler, unit string) {
 	const block = 64
 	var ratios []float64
+	calls := e.redisCalls.Load()
 	for b.Loop() {
 		start := time.Now()
 		for range block {
@@ -203,5 +281,6 @@ func (e *benchEnv) pairedRatio(b *testing.B, h http.Handler, unit string) {
 	}
 	slices.Sort(ratios)
 	b.ReportMetric(ratios[len(ratios)/2], unit)
+	b.ReportMetric(float64(e.redisCalls.Load()-calls)/float64(len(ratios)*block), "redis-calls/call")
 	b.ReportMetric(0, "ns/op") // a loop iteration is 128 calls; the ratio is the result
 }

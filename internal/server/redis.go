@@ -20,6 +20,7 @@ import (
 // stay in the process (guard.New's and newServices' defaults), and no
 // change is announced.
 type shared struct {
+	client   *redis.Client
 	limiter  ratelimit.Limiter
 	lockouts lockout.Store
 	bus      *invalidation.Redis
@@ -74,6 +75,7 @@ func newShared(ctx context.Context, cfg config.Config, log *slog.Logger) (shared
 			append(where, "error", err)...)
 	}
 	return shared{
+		client: client,
 		limiter: redislimiter.New(client, redislimiter.WithPrefix(cfg.RedisPrefix),
 			redislimiter.WithOnFailure(limits), redislimiter.WithLogger(log)),
 		lockouts: redislockout.New(client, lockoutPolicies(cfg), redislockout.WithPrefix(cfg.RedisLockoutPrefix),

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -268,8 +269,9 @@ func userRemaining(res *http.Response) int {
 }
 
 // TestRedisDownAtStartup: with Redis unreachable, -redis-on-failure=closed
-// refuses to start (it would refuse every rate-limited call), and local,
-// the default, starts, says so, and still enforces the limits, per
+// and -redis-lockout-on-failure=closed refuse to start (they would refuse
+// every rate-limited call, or every login), and local, the default,
+// starts, says so, and still enforces the limits and the lockouts, per
 // replica.
 func TestRedisDownAtStartup(t *testing.T) {
 	t.Parallel()
@@ -280,36 +282,48 @@ func TestRedisDownAtStartup(t *testing.T) {
 	dead := "redis://" + ln.Addr().String() + "/0" // nothing listens once closed
 	_ = ln.Close()
 
-	t.Run("closed_refuses_to_start", func(t *testing.T) {
-		t.Parallel()
-		err := server.Run(context.Background(), []string{"-db=" + filepath.Join(t.TempDir(), "x.db"), "-redis=" + dead, "-redis-on-failure=closed"},
-			func(string) string { return "" }, io.Discard, io.Discard)
-		if err == nil || !strings.Contains(err.Error(), "-redis-on-failure=closed") || !strings.Contains(err.Error(), "does not answer") {
-			t.Errorf("Run() error = %v, want a refusal naming -redis-on-failure=closed", err)
-		}
-	})
+	for _, closed := range []string{"-redis-on-failure=closed", "-redis-lockout-on-failure=closed"} {
+		t.Run("closed_refuses_to_start"+closed, func(t *testing.T) {
+			t.Parallel()
+			err := server.Run(context.Background(), []string{"-db=" + filepath.Join(t.TempDir(), "x.db"), "-redis=" + dead, closed},
+				func(string) string { return "" }, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), closed) || !strings.Contains(err.Error(), "does not answer") {
+				t.Errorf("Run() error = %v, want a refusal naming %s", err, closed)
+			}
+		})
+	}
 	t.Run("local_starts_and_limits", func(t *testing.T) {
 		t.Parallel()
-		srv := servertest.Start(t, "-redis="+dead, "-ip-rate-limit=2")
+		srv := servertest.Start(t, "-redis="+dead, "-ip-rate-limit=3", "-lockout-failures=2")
 		if !strings.Contains(srv.Logs(), "redis does not answer at start-up") {
 			t.Errorf("the log does not say Redis is down:\n%s", srv.Logs())
 		}
-		codes := []int{}
-		for range 3 {
-			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/grpc.health.v1.Health/Check", strings.NewReader(`{}`))
+		var got []string
+		for _, pw := range []string{"wrong one", "wrong two", servertest.AdminPassword, servertest.AdminPassword} {
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/guard.auth.v1.AuthService/Login",
+				strings.NewReader(`{"email":"`+servertest.AdminEmail+`","password":"`+pw+`"}`))
 			req.Header.Set("Content-Type", "application/json")
 			res, err := srv.HTTPClient().Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
+			body, _ := io.ReadAll(res.Body)
 			_ = res.Body.Close()
-			codes = append(codes, res.StatusCode)
+			var e struct{ Message string }
+			_ = json.Unmarshal(body, &e)
+			got = append(got, fmt.Sprintf("%d %s", res.StatusCode, strings.SplitN(e.Message, ":", 2)[0]))
 		}
-		if codes[0] != 200 || codes[1] != 200 || codes[2] != http.StatusTooManyRequests {
-			t.Errorf("three calls with -ip-rate-limit=2 and Redis down: HTTP %v, want 200 200 429", codes)
+		// Two failures lock the account from this address, so the right
+		// password is refused; the per-IP budget of 3 refuses the fourth
+		// call before it reaches Login.
+		want := []string{"401 invalid email or password", "401 invalid email or password", "429 too many failed logins", "429 rate limit exceeded"}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("logins with -lockout-failures=2, -ip-rate-limit=3 and Redis down: %q, want %q", got, want)
 		}
-		if n := strings.Count(srv.Logs(), "redis rate-limit store unavailable"); n != 1 {
-			t.Errorf("the outage was logged %d times, want once:\n%s", n, srv.Logs())
+		for _, kind := range []string{"redis rate-limit store unavailable", "redis lockout store unavailable"} {
+			if n := strings.Count(srv.Logs(), kind); n != 1 {
+				t.Errorf("%q was logged %d times, want once:\n%s", kind, n, srv.Logs())
+			}
 		}
 	})
 }
