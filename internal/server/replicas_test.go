@@ -40,7 +40,8 @@ func TestReplicasShareRateLimits(t *testing.T) {
 	const userLimit, ipLimit = 5, 6
 	flags := []string{
 		sharedDatabase(dir).flag, "-log-level=debug",
-		"-redis=" + redistest.URL, "-redis-prefix=" + prefix,
+		"-redis=" + redistest.URL, "-redis-prefix=" + prefix + "rl:",
+		"-redis-lockout-prefix=" + prefix + "lo:", "-redis-channel=" + prefix + "inv",
 		"-user-rate-limit=" + strconv.Itoa(userLimit), "-ip-rate-limit=" + strconv.Itoa(ipLimit),
 		"-trusted-proxies=127.0.0.1", // each phase speaks for a client IP of its own
 	}
@@ -99,7 +100,7 @@ func TestReplicasShareRateLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{prefix + "u|", prefix + "ip|198.51.100.7@1m0s"}
+	want := []string{prefix + "rl:u|", prefix + "rl:ip|198.51.100.7@1m0s"}
 	for _, w := range want {
 		found := false
 		for _, k := range keys {

@@ -149,18 +149,29 @@ func (s *Service) ReloadKeys(ctx context.Context) error {
 
 // WatchKeys reloads the signing keys every second until ctx is done: the
 // backstop for a rotation on another replica whose announcement did not
-// arrive (Redis down, or down for the replica that rotated).
+// arrive (Redis down, or down for the replica that rotated). While
+// reloads fail (the database is down) the replica keeps the keys it has;
+// that is logged when it starts and when it ends.
 func (s *Service) WatchKeys(ctx context.Context) {
 	t := time.NewTicker(keyReload)
 	defer t.Stop()
+	var failing time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.ReloadKeys(ctx); err != nil && ctx.Err() == nil {
-				s.log.WarnContext(ctx, "reload signing keys", "error", err)
-			}
+		}
+		err := s.ReloadKeys(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil && failing.IsZero():
+			failing = time.Now()
+			s.log.ErrorContext(ctx, "signing keys cannot be reloaded: this replica keeps the keys it has, and rotations elsewhere reach it once they can", "error", err)
+		case err == nil && !failing.IsZero():
+			s.log.InfoContext(ctx, "signing keys reload again", "outage", time.Since(failing).Round(time.Millisecond).String())
+			failing = time.Time{}
 		}
 	}
 }
