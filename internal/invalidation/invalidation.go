@@ -35,6 +35,11 @@
 // connection per replica held open outside the pool. A LISTEN/NOTIFY bus
 // plugs in behind the same two sides: a Publish method (the publisher
 // interface of service/auth) and a Run that feeds a Handler.
+//
+// A message can only make a replica drop cached state or read the keys
+// again, never accept anything: one forged by whoever can publish on the
+// channel costs database reads, no more. (Whoever can write to the Redis
+// can lift lockouts and rate limits anyway: keep it private.)
 package invalidation
 
 import (

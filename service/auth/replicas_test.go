@@ -166,6 +166,32 @@ func TestChangesReachOtherReplicas(t *testing.T) {
 	})
 }
 
+// TestKeysReloadedWithoutMessages: untold of a rotation with
+// revoke_previous (no Redis), a replica stops accepting the revoked key
+// at its next reload of the keys, one second later at most (WatchKeys;
+// real time, as its ticker runs on it). Its caches cannot expire: their
+// clock is frozen.
+func TestKeysReloadedWithoutMessages(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	b := newReplica(t, f)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.svc.WatchKeys(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	old := f.tokenLogin(t)
+	if _, err := b.svc.VerifyToken(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.RotateSigningKey(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "B's old-key token after A revoked the key", func() error { _, err := b.svc.VerifyToken(ctx, old); return err })
+	if _, err := b.svc.VerifyToken(ctx, old); !errors.Is(err, authn.ErrInvalid) {
+		t.Errorf("B: %v, want authn.ErrInvalid", err)
+	}
+}
+
 // TestUnknownKeyReload: a token of a key another replica made is
 // accepted at once (one reload of the keys); tokens with made-up kids,
 // however many at once, cause at most one reload per second, and are
