@@ -84,7 +84,7 @@ ts-typecheck: $(TS)/node_modules ## typecheck the generated TypeScript
 # Redis at 127.0.0.1:6379 beside ratelimit.Memory (skipped without Redis).
 .PHONY: bench
 bench: ## benchmarks: full chain vs bare handler (paired ratio), token verify, key probes
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 . ./internal/server/ ./internal/token/ ./internal/lockout/ ./internal/boundedmap/ ./internal/password/ ./service/auth/ ./interceptors/...
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 . ./internal/server/ ./internal/token/ ./internal/lockout/... ./internal/boundedmap/ ./internal/password/ ./service/auth/ ./interceptors/...
 
 # One target after another, each with one worker (the fuzzer takes every
 # core otherwise) and at most 5s spent minimizing each new input: the
