@@ -1,15 +1,12 @@
 // Package breaker tracks whether Redis answers, for the stores that keep
-// a replica's shared security state in it (lockouts, invalidations), so
-// that a slow or dead Redis never holds a request up.
+// a replica's shared state in it (rate limits, lockouts, invalidations),
+// so that a slow or dead Redis never holds a request up.
 //
 // After a failure the breaker is open: callers skip Redis and do what
 // their failure mode says, without waiting for a timeout, and a
 // background probe (never a request) tries Redis once per probe interval.
 // The first success closes it again. Each outage is logged twice, when it
 // starts (Error) and when it ends (Info), never per call, and counted.
-//
-// interceptors/ratelimit/redislimiter keeps its own copy of this logic
-// (it is a library package, and its breaker also starts a grace period).
 package breaker
 
 import (

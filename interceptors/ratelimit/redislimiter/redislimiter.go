@@ -92,6 +92,7 @@ import (
 	"time"
 
 	"github.com/connectguard/guard/interceptors/ratelimit"
+	"github.com/connectguard/guard/internal/breaker"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -119,16 +120,7 @@ type Limiter struct {
 	cfg    config
 	local  *ratelimit.Memory // FailLocal: the replica's own store
 
-	failures atomic.Uint64
-	outages  atomic.Uint64
-	// downSince is when the current outage started (Unix ns of the real
-	// clock), 0 while Redis answers; retryAt is when a probe may next run,
-	// and probing is set while one runs.
-	downSince atomic.Int64
-	retryAt   atomic.Int64
-	probing   atomic.Bool
-	// failuresAtStart is Failures when the outage started.
-	failuresAtStart atomic.Uint64
+	br *breaker.Breaker // whether Redis answers; outages logged and counted
 	// graceUntil (Unix ns of the limiter's clock) ends the period after an
 	// outage in which a call must fit the local store too; maxWindow is
 	// the longest window decided, which that period lasts (and a bucket).
@@ -149,17 +141,18 @@ func New(client redis.UniversalClient, opts ...Option) *Limiter {
 	if cfg.mode == FailLocal {
 		l.local = ratelimit.NewMemory(ratelimit.WithClock(cfg.now))
 	}
+	l.br = breaker.New("redis rate-limit store", cfg.mode.consequence(), l.probe, cfg.probeInterval, cfg.log)
 	return l
 }
 
 // Failures returns how many decisions Redis did not make since New: each
 // call to Redis that failed, and each decision made without it while it
 // was down.
-func (l *Limiter) Failures() uint64 { return l.failures.Load() }
+func (l *Limiter) Failures() uint64 { return l.br.Failures() }
 
 // Outages returns how many outages began since New: the times Redis
 // failed while it was thought to be answering.
-func (l *Limiter) Outages() uint64 { return l.outages.Load() }
+func (l *Limiter) Outages() uint64 { return l.br.Outages() }
 
 // Allow implements ratelimit.Limiter. When Redis fails, it decides as the
 // FailureMode says; an error means Redis could not decide and the mode is
@@ -179,8 +172,7 @@ func (l *Limiter) Allow(ctx context.Context, quotas ...ratelimit.Quota) (ratelim
 			}
 		}
 	}
-	if !l.redisUp() {
-		l.failures.Add(1)
+	if !l.br.Up() {
 		return l.fallback(ctx, quotas, ErrUnavailable)
 	}
 	now := l.cfg.now()
@@ -192,7 +184,7 @@ func (l *Limiter) Allow(ctx context.Context, quotas ...ratelimit.Quota) (ratelim
 		if ctx.Err() != nil {
 			return ratelimit.Decision{}, fmt.Errorf("redislimiter: %w", ctx.Err())
 		}
-		l.failed(err)
+		l.br.Failed(err)
 		return l.fallback(ctx, quotas, err)
 	}
 	if l.local != nil && d.Allowed {
@@ -216,7 +208,7 @@ func (l *Limiter) allowInGrace(ctx context.Context, quotas []ratelimit.Quota, no
 	d, err := l.allowRedis(ctx, quotas, now)
 	if err != nil {
 		if ctx.Err() == nil {
-			l.failed(err)
+			l.br.Failed(err)
 		}
 		return ld, nil // counted locally already
 	}
@@ -282,62 +274,19 @@ func (l *Limiter) fallback(ctx context.Context, quotas []ratelimit.Quota, cause 
 	}
 }
 
-// redisUp reports whether to ask Redis. While it is down, the first call
-// after each probe interval starts one probe in the background.
-func (l *Limiter) redisUp() bool {
-	if l.downSince.Load() == 0 {
-		return true
-	}
-	if time.Now().UnixNano() >= l.retryAt.Load() && l.probing.CompareAndSwap(false, true) {
-		go l.probe()
-	}
-	return false
-}
-
-// failed records a failed call to Redis, and starts an outage if none is
-// under way. A call that found no free connection in time (a burst wider
-// than the pool) starts none: Redis itself may be answering, and the
-// calls holding the connections find out.
-func (l *Limiter) failed(err error) {
-	failures := l.failures.Add(1)
-	if errors.Is(err, redis.ErrPoolTimeout) {
-		return
-	}
-	now := time.Now()
-	l.retryAt.Store(now.Add(l.cfg.probeInterval).UnixNano())
-	if !l.downSince.CompareAndSwap(0, now.UnixNano()) {
-		return
-	}
-	l.outages.Add(1)
-	l.failuresAtStart.Store(failures - 1)
-	l.cfg.log.Error("redis rate-limit store unavailable: "+l.cfg.mode.consequence()+" until it answers",
-		"on_failure", l.cfg.mode.String(), "probe_interval", l.cfg.probeInterval.String(), "error", err)
-}
-
-// probe runs the script on a key of its own; if Redis answers, the outage
-// is over.
-func (l *Limiter) probe() {
-	defer l.probing.Store(false)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
+// probe runs the script on a key of its own, for the breaker while
+// Redis is down; when it answers, calls admitted locally during the outage
+// keep counting until they have left every window (the grace period).
+func (l *Limiter) probe(ctx context.Context) error {
 	now := l.cfg.now()
 	err := script.Run(ctx, l.client, []string{l.cfg.prefix + "probe"},
 		strconv.FormatInt(ratelimit.BucketIndex(time.Second, now), 10), math.MaxInt32, ttl(time.Second).Milliseconds()).Err()
 	if err != nil {
-		l.retryAt.Store(time.Now().Add(l.cfg.probeInterval).UnixNano())
-		return
+		return err
 	}
 	if l.local != nil {
-		// Calls admitted locally during the outage must still count until
-		// they have left every window.
 		w := time.Duration(l.maxWindow.Load())
 		l.graceUntil.Store(now.Add(w + w/ratelimit.SubBuckets).UnixNano())
 	}
-	since := l.downSince.Swap(0)
-	if since == 0 {
-		return
-	}
-	l.cfg.log.Info("redis rate-limit store answers again",
-		"outage", time.Since(time.Unix(0, since)).Round(time.Millisecond).String(),
-		"decisions_without_redis", l.failures.Load()-l.failuresAtStart.Load())
+	return nil
 }
