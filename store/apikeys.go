@@ -91,13 +91,13 @@ func (db *DB) CreateAPIKey(ctx context.Context, k APIKey) (APIKey, error) {
 		k.CreateTime = db.timestamp()
 	}
 	k.CreateTime = k.CreateTime.UTC().Truncate(time.Microsecond)
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, func(tx txn) error {
 		if k.ParentID != "" {
 			if err := clampToParent(ctx, tx, &k, db.timestamp()); err != nil {
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx,
+		_, err := tx.exec(ctx,
 			`INSERT INTO api_keys (id, user_id, name, secret_hash, scopes, last4,
 				create_time, expire_time, last_use_time, revoke_time, parent_id)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -118,12 +118,12 @@ func (db *DB) CreateAPIKey(ctx context.Context, k APIKey) (APIKey, error) {
 
 // clampToParent checks, in tx, that k's parent is a live key of the same
 // user, and cuts k's expiry to the parent's.
-func clampToParent(ctx context.Context, tx *sql.Tx, k *APIKey, now time.Time) error {
+func clampToParent(ctx context.Context, tx txn, k *APIKey, now time.Time) error {
 	var (
 		owner           string
 		expire, revoked sql.NullInt64
 	)
-	err := tx.QueryRowContext(ctx, `SELECT user_id, expire_time, revoke_time FROM api_keys WHERE id = ?`, k.ParentID).
+	err := tx.queryRow(ctx, `SELECT user_id, expire_time, revoke_time FROM api_keys WHERE id = ?`, k.ParentID).
 		Scan(&owner, &expire, &revoked)
 	if err != nil {
 		return fmt.Errorf("parent key %q: %w", k.ParentID, classify(err))
@@ -188,9 +188,9 @@ func (db *DB) APIKeyState(ctx context.Context, id string, secretHash []byte) (AP
 		st        APIKeyState
 		rolesJSON string
 	)
-	row := db.sql.QueryRowContext(ctx,
+	row := db.queryRow(ctx,
 		`SELECT `+apiKeyColumns+`, u.disabled,
-			(SELECT json_group_array(r.role ORDER BY r.role) FROM user_roles r WHERE r.user_id = u.id)
+			`+rolesColumn+`
 		FROM api_keys k JOIN users u ON u.id = k.user_id
 		WHERE k.id = ? AND k.secret_hash = ?`, id, secretHash)
 	k, err := scanAPIKey(row, &st.Disabled, &rolesJSON)
@@ -219,7 +219,7 @@ const keyScope = `scope (id) AS (
 // only root and the keys minted through it. SecretHash is left nil: a list
 // is for showing, never for checking.
 func (db *DB) ListAPIKeys(ctx context.Context, userID, root string) ([]APIKey, error) {
-	rows, err := db.sql.QueryContext(ctx,
+	rows, err := db.query(ctx,
 		`WITH RECURSIVE `+keyScope+`
 		SELECT `+apiKeyColumns+` FROM api_keys k
 		WHERE k.user_id = @user AND k.revoke_time IS NULL AND k.id IN (SELECT id FROM scope)
@@ -252,7 +252,7 @@ func (db *DB) ListAPIKeys(ctx context.Context, userID, root string) ([]APIKey, e
 // does not exist, belongs to another user or lies outside root; these
 // cannot be told apart, so nobody learns of keys they may not manage.
 func (db *DB) RevokeAPIKey(ctx context.Context, userID, id, root string) error {
-	res, err := db.sql.ExecContext(ctx,
+	res, err := db.exec(ctx,
 		`WITH RECURSIVE `+keyScope+`,
 		tree (id) AS (
 			SELECT id FROM api_keys WHERE id = @id AND user_id = @user AND id IN (SELECT id FROM scope)
@@ -273,7 +273,7 @@ func (db *DB) RevokeAPIKey(ctx context.Context, userID, id, root string) error {
 // RevokeUserAPIKeys revokes every unrevoked API key of userID and returns
 // how many it revoked: 0 for an unknown user.
 func (db *DB) RevokeUserAPIKeys(ctx context.Context, userID string) (int, error) {
-	res, err := db.sql.ExecContext(ctx,
+	res, err := db.exec(ctx,
 		`UPDATE api_keys SET revoke_time = ? WHERE user_id = ? AND revoke_time IS NULL`,
 		micros(db.timestamp()), userID)
 	if err != nil {
@@ -291,9 +291,9 @@ func (db *DB) RevokeUserAPIKeys(ctx context.Context, userID string) (int, error)
 // it back. It returns an error matching [ErrNotFound] if the key does not
 // exist.
 func (db *DB) TouchAPIKey(ctx context.Context, id string, used time.Time) error {
-	// MAX of several arguments is NULL if any is, hence the COALESCE.
-	res, err := db.sql.ExecContext(ctx,
-		`UPDATE api_keys SET last_use_time = MAX(COALESCE(last_use_time, @used), @used) WHERE id = @id`,
+	res, err := db.exec(ctx,
+		`UPDATE api_keys SET last_use_time = CASE WHEN last_use_time IS NULL OR last_use_time < @used THEN @used ELSE last_use_time END
+		WHERE id = @id`,
 		sql.Named("used", micros(used)), sql.Named("id", id))
 	if err != nil {
 		return fmt.Errorf("touch api key %q: %w", id, classify(err))

@@ -30,7 +30,7 @@ func (db *DB) RecordAuditEvent(ctx context.Context, e AuditEvent) error {
 	if !e.Time.IsZero() {
 		t = e.Time
 	}
-	_, err := db.sql.ExecContext(ctx,
+	_, err := db.exec(ctx,
 		`INSERT INTO audit_events (id, time, actor_id, procedure, code, client_ip, request_id, detail)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.ID, micros(t), e.ActorID, e.Procedure, e.Code, e.ClientIP, e.RequestID, e.Detail)
@@ -43,7 +43,7 @@ func (db *DB) RecordAuditEvent(ctx context.Context, e AuditEvent) error {
 // ListAuditEvents returns up to limit audit events, newest first. A limit
 // outside 1 to 1000 means 1000.
 func (db *DB) ListAuditEvents(ctx context.Context, limit int) ([]AuditEvent, error) {
-	rows, err := db.sql.QueryContext(ctx,
+	rows, err := db.query(ctx,
 		`SELECT id, time, actor_id, procedure, code, client_ip, request_id, detail
 		FROM audit_events
 		ORDER BY time DESC, id DESC

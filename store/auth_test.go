@@ -79,10 +79,10 @@ func apiKeyState(t *testing.T, db *store.DB, k store.APIKey) store.APIKeyState {
 // the API's back, so that a test can assert that a call wrote nothing.
 func dump(t *testing.T, db *store.DB) string {
 	t.Helper()
-	var b strings.Builder
+	var lines []string
 	for _, table := range []string{"users", "user_roles", "sessions", "refresh_tokens", "api_keys", "signing_keys"} {
 		// table is a constant of the test, never input.
-		rows, err := store.SQL(db).QueryContext(t.Context(), "SELECT * FROM "+table+" ORDER BY rowid")
+		rows, err := store.RawSQL(db).QueryContext(t.Context(), "SELECT * FROM "+table)
 		if err != nil {
 			t.Fatalf("dump %s: %v", table, err)
 		}
@@ -99,14 +99,16 @@ func dump(t *testing.T, db *store.DB) string {
 			if err := rows.Scan(ptrs...); err != nil {
 				t.Fatalf("dump %s: %v", table, err)
 			}
-			fmt.Fprintf(&b, "%s %v\n", table, vals)
+			lines = append(lines, fmt.Sprintf("%s %v\n", table, vals))
 		}
 		if err := rows.Err(); err != nil {
 			t.Fatalf("dump %s: %v", table, err)
 		}
 		rows.Close()
 	}
-	return b.String()
+	// Sorted: neither engine promises an order without ORDER BY.
+	slices.Sort(lines)
+	return strings.Join(lines, "")
 }
 
 // versions returns the applied schema versions in order.
@@ -136,7 +138,7 @@ func TestMigrationAuth(t *testing.T) {
 
 	t.Run("fresh_database", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
+		db := openSQLite(t)
 		if got, want := versions(t, store.SQL(db)), []int{1, 2, 3}; !slices.Equal(got, want) {
 			t.Errorf("schema_migrations versions = %v, want %v", got, want)
 		}
@@ -165,7 +167,7 @@ func TestMigrationAuth(t *testing.T) {
 		t.Parallel()
 		ctx := t.Context()
 		path := filepath.Join(t.TempDir(), "guard.db")
-		initSQL, err := os.ReadFile(filepath.Join("migrations", "0001_init.sql"))
+		initSQL, err := os.ReadFile(filepath.Join("migrations", "sqlite", "0001_init.sql"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -229,9 +231,9 @@ func TestMigrationAuth(t *testing.T) {
 	})
 }
 
-func TestSessionByCookie(t *testing.T) {
+func testSessionByCookie(t *testing.T, e engine) {
 	t.Parallel()
-	db := open(t)
+	db := e.open(t)
 	ctx := t.Context()
 	u := createUser(t, db, "a@example.com")
 	cookie := createSession(t, db, u.ID, future, hash("cookie"))
@@ -296,9 +298,9 @@ func TestSessionByCookie(t *testing.T) {
 	})
 }
 
-func TestTouch(t *testing.T) {
+func testTouch(t *testing.T, e engine) {
 	t.Parallel()
-	db := open(t)
+	db := e.open(t)
 	ctx := t.Context()
 	u := createUser(t, db, "a@example.com")
 	s := createSession(t, db, u.ID, future, nil)
@@ -354,9 +356,9 @@ func TestTouch(t *testing.T) {
 	}
 }
 
-func TestRevokeUserSessions(t *testing.T) {
+func testRevokeUserSessions(t *testing.T, e engine) {
 	t.Parallel()
-	db := open(t)
+	db := e.open(t)
 	ctx := t.Context()
 	alice := createUser(t, db, "alice@example.com")
 	bob := createUser(t, db, "bob@example.com")
@@ -401,7 +403,7 @@ func TestRevokeUserSessions(t *testing.T) {
 	}
 }
 
-func TestSessionState(t *testing.T) {
+func testSessionState(t *testing.T, e engine) {
 	t.Parallel()
 	tests := []struct {
 		name         string
@@ -460,7 +462,7 @@ func TestSessionState(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			db := open(t)
+			db := e.open(t)
 			u := createUser(t, db, "a@example.com", "member", "admin")
 			createUser(t, db, "other@example.com", "root")
 			s := createSession(t, db, u.ID, future, nil)
@@ -489,7 +491,7 @@ func TestSessionState(t *testing.T) {
 
 	t.Run("unknown", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
+		db := e.open(t)
 		for _, id := range []string{store.NewID(), "", "' OR 1=1 --"} {
 			if _, err := db.SessionState(t.Context(), id); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("SessionState(%q) error = %v, want ErrNotFound", id, err)
@@ -498,12 +500,12 @@ func TestSessionState(t *testing.T) {
 	})
 }
 
-func TestRotateRefreshToken(t *testing.T) {
+func testRotateRefreshToken(t *testing.T, e engine) {
 	t.Parallel()
 
 	t.Run("chain", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
+		db := e.open(t)
 		u := createUser(t, db, "a@example.com")
 		s := createSession(t, db, u.ID, future, nil)
 		createRefreshToken(t, db, s.ID, hash("t0"), future)
@@ -526,7 +528,7 @@ func TestRotateRefreshToken(t *testing.T) {
 			lastSeen = got.LastSeenTime
 		}
 		var rows, spent int
-		if err := store.SQL(db).QueryRowContext(t.Context(),
+		if err := store.RawSQL(db).QueryRowContext(t.Context(),
 			"SELECT COUNT(*), COUNT(spend_time) FROM refresh_tokens").Scan(&rows, &spent); err != nil {
 			t.Fatal(err)
 		}
@@ -537,7 +539,7 @@ func TestRotateRefreshToken(t *testing.T) {
 
 	t.Run("reuse_revokes_session", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
+		db := e.open(t)
 		ctx := t.Context()
 		u := createUser(t, db, "a@example.com")
 		s := createSession(t, db, u.ID, future, nil)
@@ -575,7 +577,7 @@ func TestRotateRefreshToken(t *testing.T) {
 		}
 		for _, h := range [][]byte{hash("copier's"), hash("copier's again"), hash("t2")} {
 			var n int
-			if err := store.SQL(db).QueryRowContext(ctx, "SELECT COUNT(*) FROM refresh_tokens WHERE token_hash = ?", h).Scan(&n); err != nil {
+			if err := store.RawSQL(db).QueryRowContext(ctx, "SELECT COUNT(*) FROM refresh_tokens WHERE token_hash = ?", h).Scan(&n); err != nil {
 				t.Fatal(err)
 			}
 			if n != 0 {
@@ -612,7 +614,7 @@ func TestRotateRefreshToken(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			db := open(t)
+			db := e.open(t)
 			ctx := t.Context()
 			u := createUser(t, db, "a@example.com")
 			sessionExpire, tokenExpire := future, future
@@ -657,9 +659,9 @@ func TestRotateRefreshToken(t *testing.T) {
 	}
 }
 
-func TestRotateRefreshTokenRace(t *testing.T) {
+func testRotateRefreshTokenRace(t *testing.T, e engine) {
 	t.Parallel()
-	db := open(t)
+	db := e.open(t)
 	ctx := t.Context()
 	u := createUser(t, db, "a@example.com")
 	s := createSession(t, db, u.ID, future, nil)
@@ -707,9 +709,9 @@ func TestRotateRefreshTokenRace(t *testing.T) {
 	}
 }
 
-func TestCreateRefreshToken(t *testing.T) {
+func testCreateRefreshToken(t *testing.T, e engine) {
 	t.Parallel()
-	db := open(t)
+	db := e.open(t)
 	u := createUser(t, db, "a@example.com")
 	s := createSession(t, db, u.ID, future, nil)
 	createRefreshToken(t, db, s.ID, hash("t0"), future)
@@ -740,9 +742,9 @@ func TestCreateRefreshToken(t *testing.T) {
 	}
 }
 
-func TestDisableUser(t *testing.T) {
+func testDisableUser(t *testing.T, e engine) {
 	t.Parallel()
-	db := open(t)
+	db := e.open(t)
 	ctx := t.Context()
 	alice := createUser(t, db, "alice@example.com", "admin")
 	bob := createUser(t, db, "bob@example.com", "member")
@@ -804,9 +806,9 @@ func TestDisableUser(t *testing.T) {
 	}
 }
 
-func TestPasswordHash(t *testing.T) {
+func testPasswordHash(t *testing.T, e engine) {
 	t.Parallel()
-	db := open(t)
+	db := e.open(t)
 	ctx := t.Context()
 	u := createUser(t, db, "a@example.com")
 	other := createUser(t, db, "b@example.com")
@@ -853,9 +855,9 @@ func TestPasswordHash(t *testing.T) {
 	}
 }
 
-func TestSetUserRoles(t *testing.T) {
+func testSetUserRoles(t *testing.T, e engine) {
 	t.Parallel()
-	db := open(t)
+	db := e.open(t)
 	ctx := t.Context()
 	u := createUser(t, db, "a@example.com", "member")
 	other := createUser(t, db, "b@example.com", "admin")
@@ -925,9 +927,9 @@ func TestSetUserRoles(t *testing.T) {
 	}
 }
 
-func TestAPIKeys(t *testing.T) {
+func testAPIKeys(t *testing.T, e engine) {
 	t.Parallel()
-	db := open(t)
+	db := e.open(t)
 	ctx := t.Context()
 	alice := createUser(t, db, "alice@example.com", "member")
 	bob := createUser(t, db, "bob@example.com")
@@ -1052,9 +1054,9 @@ func TestAPIKeys(t *testing.T) {
 	}
 }
 
-func TestCreateAPIKeyInvalid(t *testing.T) {
+func testCreateAPIKeyInvalid(t *testing.T, e engine) {
 	t.Parallel()
-	db := open(t)
+	db := e.open(t)
 	u := createUser(t, db, "a@example.com")
 	taken := createAPIKey(t, db, u.ID, "taken")
 	before := dump(t, db)
@@ -1107,7 +1109,7 @@ func TestCreateAPIKeyInvalid(t *testing.T) {
 	}
 }
 
-func TestRetireSigningKeys(t *testing.T) {
+func testRetireSigningKeys(t *testing.T, e engine) {
 	t.Parallel()
 	base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	retireAt := base.Add(time.Hour)
@@ -1191,7 +1193,7 @@ func TestRetireSigningKeys(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			db := open(t)
+			db := e.open(t)
 			ctx := t.Context()
 			for _, k := range keys {
 				if err := db.CreateSigningKey(ctx, k); err != nil {
@@ -1241,9 +1243,9 @@ func TestRetireSigningKeys(t *testing.T) {
 
 // TestAPIKeyLineage: a key minted with a key never outlives it, cannot be
 // minted by a dead or foreign key, and ends with it.
-func TestAPIKeyLineage(t *testing.T) {
+func testAPIKeyLineage(t *testing.T, e engine) {
 	t.Parallel()
-	db := open(t)
+	db := e.open(t)
 	ctx := t.Context()
 	alice := createUser(t, db, "alice@example.com", "member")
 	bob := createUser(t, db, "bob@example.com", "member")
@@ -1310,7 +1312,7 @@ func TestAPIKeyLineage(t *testing.T) {
 		}
 		// Sibling subtests mint in parallel: count only keys under these parents.
 		var n int
-		if err := store.SQL(db).QueryRowContext(ctx, `SELECT COUNT(*) FROM api_keys WHERE parent_id IN (?, ?, ?)`,
+		if err := store.RawSQL(db).QueryRowContext(ctx, `SELECT COUNT(*) FROM api_keys WHERE parent_id IN (?, ?, ?)`,
 			expired.ID, revoked.ID, bobs.ID).Scan(&n); err != nil || n != 0 {
 			t.Errorf("got %d keys minted under refused parents (%v), want 0", n, err)
 		}

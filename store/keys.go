@@ -25,30 +25,60 @@ type SigningKey struct {
 // else CreateSigningKey returns an error matching [ErrConflict]. A zero
 // k.CreateTime means now.
 func (db *DB) CreateSigningKey(ctx context.Context, k SigningKey) error {
-	if k.ID == "" {
-		return errors.New("create signing key: empty id")
-	}
-	if len(k.Private) == 0 || len(k.Public) == 0 {
-		return fmt.Errorf("create signing key %q: empty key material", k.ID)
-	}
-	create := k.CreateTime
-	if create.IsZero() {
-		create = db.timestamp()
-	}
-	_, err := db.sql.ExecContext(ctx,
-		`INSERT INTO signing_keys (id, algorithm, private_key, public_key, create_time, retire_time)
-		VALUES (?, ?, ?, ?, ?, ?)`,
-		k.ID, k.Algorithm, k.Private, k.Public, micros(create), nullMicros(k.RetireTime))
+	err := db.inTx(ctx, func(tx txn) error { return insertSigningKey(ctx, tx, k, db.timestamp()) })
 	if err != nil {
 		return fmt.Errorf("create signing key %q: %w", k.ID, classify(err))
 	}
 	return nil
 }
 
+// insertSigningKey writes k in tx; a zero k.CreateTime means now.
+func insertSigningKey(ctx context.Context, tx txn, k SigningKey, now time.Time) error {
+	if k.ID == "" {
+		return errors.New("empty id")
+	}
+	if len(k.Private) == 0 || len(k.Public) == 0 {
+		return errors.New("empty key material")
+	}
+	create := k.CreateTime
+	if create.IsZero() {
+		create = now
+	}
+	_, err := tx.exec(ctx,
+		`INSERT INTO signing_keys (id, algorithm, private_key, public_key, create_time, retire_time)
+		VALUES (?, ?, ?, ?, ?, ?)`,
+		k.ID, k.Algorithm, k.Private, k.Public, micros(create), nullMicros(k.RetireTime))
+	return err
+}
+
+// CreateFirstSigningKey stores k, as [DB.CreateSigningKey] does, only if
+// no key is offered yet (none, or all retired), and reports whether it did.
+// The check and the insert are one transaction, so when several processes
+// start on an empty database at once, exactly one stores its key; the
+// others read it with [DB.SigningKeys].
+func (db *DB) CreateFirstSigningKey(ctx context.Context, k SigningKey) (bool, error) {
+	var created bool
+	err := db.inTx(ctx, func(tx txn) error {
+		created = false
+		var n int
+		if err := tx.queryRow(ctx,
+			`SELECT COUNT(*) FROM signing_keys WHERE retire_time IS NULL OR retire_time > ?`,
+			micros(db.timestamp())).Scan(&n); err != nil || n > 0 {
+			return err
+		}
+		created = true
+		return insertSigningKey(ctx, tx, k, db.timestamp())
+	})
+	if err != nil {
+		return false, fmt.Errorf("create first signing key %q: %w", k.ID, classify(err))
+	}
+	return created, nil
+}
+
 // SigningKeys returns the keys not yet retired, newest first. A key with a
 // retire time in the future is not yet retired.
 func (db *DB) SigningKeys(ctx context.Context) ([]SigningKey, error) {
-	rows, err := db.sql.QueryContext(ctx,
+	rows, err := db.query(ctx,
 		`SELECT id, algorithm, private_key, public_key, create_time, retire_time
 		FROM signing_keys
 		WHERE retire_time IS NULL OR retire_time > ?
@@ -92,15 +122,15 @@ func (db *DB) Secret(ctx context.Context, name string, size int) ([]byte, error)
 	// Since Go 1.24 crypto/rand.Read never returns an error.
 	_, _ = rand.Read(fresh)
 	var value []byte
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx,
+	err := db.inTx(ctx, func(tx txn) error {
+		_, err := tx.exec(ctx,
 			`INSERT INTO secrets (name, value, create_time) VALUES (?, ?, ?)
 			ON CONFLICT (name) DO NOTHING`,
 			name, fresh, micros(db.timestamp()))
 		if err != nil {
 			return err
 		}
-		return tx.QueryRowContext(ctx, `SELECT value FROM secrets WHERE name = ?`, name).Scan(&value)
+		return tx.queryRow(ctx, `SELECT value FROM secrets WHERE name = ?`, name).Scan(&value)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load secret %q: %w", name, classify(err))
@@ -120,14 +150,14 @@ func (db *DB) Secret(ctx context.Context, name string, size int) ([]byte, error)
 // around a missing key would leave none to sign with.
 func (db *DB) RetireSigningKeys(ctx context.Context, keepID string, before, at time.Time) (int, error) {
 	var n int64
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, func(tx txn) error {
 		var one int
-		if err := tx.QueryRowContext(ctx,
+		if err := tx.queryRow(ctx,
 			`SELECT 1 FROM signing_keys WHERE id = ? AND (retire_time IS NULL OR retire_time > ?)`,
 			keepID, micros(at)).Scan(&one); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx,
+		res, err := tx.exec(ctx,
 			`UPDATE signing_keys SET retire_time = @at
 			WHERE id <> @keep AND create_time < @before AND (retire_time IS NULL OR retire_time > @at)`,
 			sql.Named("at", micros(at)), sql.Named("keep", keepID), sql.Named("before", micros(before)))

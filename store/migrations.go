@@ -13,11 +13,12 @@ import (
 	"strconv"
 )
 
-// migrationFiles holds the schema migrations, one SQL file per version,
-// named NNNN_description.sql. A migration, once released, is never edited:
-// changes go in a new file with the next version.
+// migrationFiles holds the schema migrations of each engine, one SQL file
+// per version, named NNNN_description.sql; both engines have the same
+// versions. A migration, once released, is never edited: changes go in a
+// new file with the next version, for both engines.
 //
-//go:embed migrations/*.sql
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
 var migrationFiles embed.FS
 
 // migrationName is the required shape of a migration file name.
@@ -30,9 +31,9 @@ type migration struct {
 	sql     string
 }
 
-// loadMigrations reads the embedded migrations in version order.
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
+// loadMigrations reads the embedded migrations in dir in version order.
+func loadMigrations(dir string) ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFiles, dir)
 	if err != nil {
 		return nil, fmt.Errorf("read migrations: %w", err)
 	}
@@ -46,7 +47,7 @@ func loadMigrations() ([]migration, error) {
 		if err != nil || version == 0 {
 			return nil, fmt.Errorf("migration %q: invalid version", e.Name())
 		}
-		body, err := fs.ReadFile(migrationFiles, path.Join("migrations", e.Name()))
+		body, err := fs.ReadFile(migrationFiles, path.Join(dir, e.Name()))
 		if err != nil {
 			return nil, fmt.Errorf("read migration %q: %w", e.Name(), err)
 		}
@@ -65,50 +66,47 @@ func loadMigrations() ([]migration, error) {
 }
 
 // migrate applies, in order, each migration not yet recorded in
-// schema_migrations. Each runs in its own write transaction and re-checks
-// the record inside it, so processes opening the same file at once apply
-// every migration exactly once.
+// schema_migrations, all in one transaction. The transaction holds the
+// database's write lock (SQLite) or an advisory lock on the schema
+// (PostgreSQL) before it reads the record, so processes opening the same
+// database at once apply every migration exactly once.
 func (db *DB) migrate(ctx context.Context) error {
-	ms, err := loadMigrations()
+	ms, err := loadMigrations(db.eng.migrations)
 	if err != nil {
 		return err
 	}
-	const createTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
-	version INTEGER PRIMARY KEY,
-	apply_time INTEGER NOT NULL
-) STRICT`
-	if _, err := db.sql.ExecContext(ctx, createTable); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
-	var latest sql.NullInt64
-	if err := db.sql.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&latest); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
-	}
-	// A database written by a newer binary may hold data this one would
-	// misread; refuse it rather than guess.
-	if known := ms[len(ms)-1].version; latest.Valid && int(latest.Int64) > known {
-		return fmt.Errorf("schema version %d is newer than this binary's %d", latest.Int64, known)
-	}
-	for _, m := range ms {
-		err := db.inTx(ctx, func(tx *sql.Tx) error {
-			var applied int
-			err := tx.QueryRowContext(ctx, `SELECT 1 FROM schema_migrations WHERE version = ?`, m.version).Scan(&applied)
-			if err == nil {
-				return nil
+	return db.inTx(ctx, func(tx txn) error {
+		if db.eng.lockMigrations != "" {
+			if _, err := tx.exec(ctx, db.eng.lockMigrations); err != nil {
+				return fmt.Errorf("lock migrations: %w", err)
 			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-				return err
-			}
-			_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, apply_time) VALUES (?, ?)`,
-				m.version, micros(db.timestamp()))
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("apply migration %q: %w", m.name, err)
 		}
-	}
-	return nil
+		if _, err := tx.exec(ctx, db.eng.createMigrations); err != nil {
+			return fmt.Errorf("create schema_migrations: %w", err)
+		}
+		var latest sql.NullInt64
+		if err := tx.queryRow(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&latest); err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		// A database written by a newer binary may hold data this one
+		// would misread; refuse it rather than guess.
+		if known := ms[len(ms)-1].version; latest.Valid && int(latest.Int64) > known {
+			return fmt.Errorf("schema version %d is newer than this binary's %d", latest.Int64, known)
+		}
+		for _, m := range ms {
+			if latest.Valid && m.version <= int(latest.Int64) {
+				continue
+			}
+			// Not rebound: a migration has no parameters, and its
+			// comments may hold any character.
+			if _, err := tx.tx.ExecContext(ctx, m.sql); err != nil {
+				return fmt.Errorf("apply migration %q: %w", m.name, err)
+			}
+			if _, err := tx.exec(ctx, `INSERT INTO schema_migrations (version, apply_time) VALUES (?, ?)`,
+				m.version, micros(db.timestamp())); err != nil {
+				return fmt.Errorf("apply migration %q: %w", m.name, err)
+			}
+		}
+		return nil
+	})
 }

@@ -84,7 +84,7 @@ func scanNote(s scanner) (Note, error) {
 func (db *DB) CreateNote(ctx context.Context, ownerID, title, body string) (Note, error) {
 	now := db.timestamp()
 	n := Note{ID: NewID(), OwnerID: ownerID, Title: title, Body: body, CreateTime: now, UpdateTime: now}
-	_, err := db.sql.ExecContext(ctx,
+	_, err := db.exec(ctx,
 		`INSERT INTO notes (`+noteColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
 		n.ID, n.OwnerID, n.Title, n.Body, micros(now), micros(now))
 	if err != nil {
@@ -96,7 +96,7 @@ func (db *DB) CreateNote(ctx context.Context, ownerID, title, body string) (Note
 // Note returns the note with the given id, or an error matching
 // [ErrNotFound]. It does not check who may read it; see [DB.NoteAccess].
 func (db *DB) Note(ctx context.Context, id string) (Note, error) {
-	n, err := scanNote(db.sql.QueryRowContext(ctx, `SELECT `+noteColumns+` FROM notes WHERE id = ?`, id))
+	n, err := scanNote(db.queryRow(ctx, `SELECT `+noteColumns+` FROM notes WHERE id = ?`, id))
 	if err != nil {
 		return Note{}, fmt.Errorf("load note %q: %w", id, classify(err))
 	}
@@ -114,7 +114,7 @@ func (db *DB) NoteAccess(ctx context.Context, noteID, userID string) (Note, Perm
 		create, update int64
 		shared         sql.NullString
 	)
-	err := db.sql.QueryRowContext(ctx,
+	err := db.queryRow(ctx,
 		// A correlated subquery, not a LEFT JOIN: same plan on paper, but
 		// measured 4x faster here (7 vs 32 µs per call).
 		`SELECT n.id, n.owner_id, n.title, n.body, n.create_time, n.update_time,
@@ -155,13 +155,13 @@ func (db *DB) ListReadableNotes(ctx context.Context, userID string, after *NoteC
 	// query merges them: owned notes come from (owner_id, create_time, id),
 	// shared ones through note_shares(user_id). Notes shared with their own
 	// owner are skipped in the second branch so no note appears twice.
-	rows, err := db.sql.QueryContext(ctx,
+	rows, err := db.query(ctx,
 		`SELECT `+noteColumns+` FROM (
 			SELECT `+noteColumns+` FROM notes
 			WHERE owner_id = @user AND (create_time, id) < (@time, @id)
 			ORDER BY create_time DESC, id DESC
 			LIMIT @limit
-		)
+		) AS owned
 		UNION ALL
 		SELECT `+noteColumns+` FROM (
 			SELECT n.id, n.owner_id, n.title, n.body, n.create_time, n.update_time
@@ -169,7 +169,7 @@ func (db *DB) ListReadableNotes(ctx context.Context, userID string, after *NoteC
 			WHERE s.user_id = @user AND n.owner_id <> @user AND (n.create_time, n.id) < (@time, @id)
 			ORDER BY n.create_time DESC, n.id DESC
 			LIMIT @limit
-		)
+		) AS shared
 		ORDER BY create_time DESC, id DESC
 		LIMIT @limit`,
 		sql.Named("user", userID), sql.Named("time", afterTime), sql.Named("id", afterID),
@@ -203,7 +203,7 @@ func (db *DB) UpdateNote(ctx context.Context, id string, title, body *string) (N
 	if body != nil {
 		b = *body
 	}
-	row := db.sql.QueryRowContext(ctx,
+	row := db.queryRow(ctx,
 		`UPDATE notes SET
 			title = COALESCE(@title, title),
 			body = COALESCE(@body, body),
@@ -221,7 +221,7 @@ func (db *DB) UpdateNote(ctx context.Context, id string, title, body *string) (N
 // DeleteNote deletes a note and its shares. It returns an error matching
 // [ErrNotFound] if the note does not exist.
 func (db *DB) DeleteNote(ctx context.Context, id string) error {
-	res, err := db.sql.ExecContext(ctx, `DELETE FROM notes WHERE id = ?`, id)
+	res, err := db.exec(ctx, `DELETE FROM notes WHERE id = ?`, id)
 	if err != nil {
 		return fmt.Errorf("delete note %q: %w", id, classify(err))
 	}
@@ -251,7 +251,7 @@ func (db *DB) ShareNote(ctx context.Context, noteID, userID string, p Permission
 	}
 	// The foreign keys, not a prior lookup, decide whether both rows exist,
 	// so a concurrent delete cannot slip between check and write.
-	_, err := db.sql.ExecContext(ctx,
+	_, err := db.exec(ctx,
 		`INSERT INTO note_shares (note_id, user_id, permission) VALUES (?, ?, ?)
 		ON CONFLICT (note_id, user_id) DO UPDATE SET permission = excluded.permission`,
 		noteID, userID, stored)
@@ -264,7 +264,7 @@ func (db *DB) ShareNote(ctx context.Context, noteID, userID string, p Permission
 // CountNotes returns the number of notes.
 func (db *DB) CountNotes(ctx context.Context) (int, error) {
 	var n int
-	if err := db.sql.QueryRowContext(ctx, `SELECT COUNT(*) FROM notes`).Scan(&n); err != nil {
+	if err := db.queryRow(ctx, `SELECT COUNT(*) FROM notes`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count notes: %w", err)
 	}
 	return n, nil

@@ -78,7 +78,7 @@ func (db *DB) CreateSession(ctx context.Context, userID string, expire time.Time
 		Cookie:       cookieHash != nil,
 	}
 	// A nil []byte binds NULL.
-	_, err := db.sql.ExecContext(ctx,
+	_, err := db.exec(ctx,
 		`INSERT INTO sessions (id, user_id, create_time, last_seen_time, expire_time, cookie_hash)
 		VALUES (?, ?, ?, ?, ?, ?)`,
 		s.ID, s.UserID, micros(now), micros(now), micros(s.ExpireTime), cookieHash)
@@ -92,7 +92,7 @@ func (db *DB) CreateSession(ctx context.Context, userID string, expire time.Time
 // [ErrNotFound]. It returns expired and revoked sessions too; the caller
 // decides whether a session is still good.
 func (db *DB) Session(ctx context.Context, id string) (Session, error) {
-	s, err := scanSession(db.sql.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions s WHERE s.id = ?`, id))
+	s, err := scanSession(db.queryRow(ctx, `SELECT `+sessionColumns+` FROM sessions s WHERE s.id = ?`, id))
 	if err != nil {
 		return Session{}, fmt.Errorf("load session %q: %w", id, classify(err))
 	}
@@ -107,7 +107,7 @@ func (db *DB) SessionByCookie(ctx context.Context, cookieHash []byte) (Session, 
 		// Token sessions have no cookie hash; none may be found by its absence.
 		return Session{}, fmt.Errorf("load session by cookie: %w", ErrNotFound)
 	}
-	s, err := scanSession(db.sql.QueryRowContext(ctx,
+	s, err := scanSession(db.queryRow(ctx,
 		`SELECT `+sessionColumns+` FROM sessions s WHERE s.cookie_hash = ?`, cookieHash))
 	if err != nil {
 		// The hash stays out of the message: it is as good as the cookie
@@ -122,9 +122,10 @@ func (db *DB) SessionByCookie(ctx context.Context, cookieHash []byte) (Session, 
 // it back. It returns an error matching [ErrNotFound] if the session does
 // not exist.
 func (db *DB) TouchSession(ctx context.Context, id string, seen time.Time) error {
-	res, err := db.sql.ExecContext(ctx,
-		`UPDATE sessions SET last_seen_time = MAX(last_seen_time, ?) WHERE id = ?`,
-		micros(seen), id)
+	res, err := db.exec(ctx,
+		`UPDATE sessions SET last_seen_time = CASE WHEN last_seen_time < @seen THEN @seen ELSE last_seen_time END
+		WHERE id = @id`,
+		sql.Named("seen", micros(seen)), sql.Named("id", id))
 	if err != nil {
 		return fmt.Errorf("touch session %q: %w", id, classify(err))
 	}
@@ -138,7 +139,7 @@ func (db *DB) TouchSession(ctx context.Context, id string, seen time.Time) error
 // first revoke time and succeeds. It returns an error matching
 // [ErrNotFound] if the session does not exist.
 func (db *DB) RevokeSession(ctx context.Context, id string) error {
-	res, err := db.sql.ExecContext(ctx,
+	res, err := db.exec(ctx,
 		`UPDATE sessions SET revoke_time = COALESCE(revoke_time, ?) WHERE id = ?`,
 		micros(db.timestamp()), id)
 	if err != nil {
@@ -154,7 +155,7 @@ func (db *DB) RevokeSession(ctx context.Context, id string) error {
 // exceptID, typically the caller's own session; "" excepts none. It
 // returns how many sessions it revoked: 0 for an unknown user.
 func (db *DB) RevokeUserSessions(ctx context.Context, userID, exceptID string) (int, error) {
-	res, err := db.sql.ExecContext(ctx,
+	res, err := db.exec(ctx,
 		`UPDATE sessions SET revoke_time = ? WHERE user_id = ? AND revoke_time IS NULL AND id <> ?`,
 		micros(db.timestamp()), userID, exceptID)
 	if err != nil {
@@ -187,9 +188,9 @@ func (db *DB) SessionState(ctx context.Context, sessionID string) (SessionState,
 	)
 	// Roles as a JSON array rather than group_concat: a role may hold any
 	// character, including the separator.
-	row := db.sql.QueryRowContext(ctx,
+	row := db.queryRow(ctx,
 		`SELECT `+sessionColumns+`, u.disabled,
-			(SELECT json_group_array(r.role ORDER BY r.role) FROM user_roles r WHERE r.user_id = u.id)
+			`+rolesColumn+`
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.id = ?`, sessionID)
 	s, err := scanSession(row, &st.Disabled, &rolesJSON)
@@ -211,7 +212,7 @@ func (db *DB) CreateRefreshToken(ctx context.Context, sessionID string, hash []b
 	if err := checkHash("refresh token", hash); err != nil {
 		return fmt.Errorf("create refresh token for session %q: %w", sessionID, err)
 	}
-	_, err := db.sql.ExecContext(ctx,
+	_, err := db.exec(ctx,
 		`INSERT INTO refresh_tokens (token_hash, session_id, create_time, expire_time) VALUES (?, ?, ?, ?)`,
 		hash, sessionID, micros(db.timestamp()), micros(expire))
 	if err != nil {
@@ -224,9 +225,10 @@ func (db *DB) CreateRefreshToken(ctx context.Context, sessionID string, hash []b
 // its place, expiring at newExpire, for the same session. It returns the
 // session, its last seen time moved to now.
 //
-// Everything happens in one write transaction, which takes the database
-// lock before it reads, so of concurrent calls with the same token exactly
-// one succeeds and the others find it spent. Errors:
+// Everything happens in one write transaction, serialized with every other
+// (the SQLite write lock, or PostgreSQL's SERIALIZABLE isolation and a
+// retry), so of concurrent calls with the same token, in one process or
+// several, exactly one succeeds and the others find it spent. Errors:
 //
 //   - [ErrNotFound]: oldHash is no token; nothing is written.
 //   - [ErrReused]: oldHash was spent before. A spent token is presented by
@@ -249,13 +251,14 @@ func (db *DB) RotateRefreshToken(ctx context.Context, oldHash, newHash []byte, n
 		s      Session
 		reused bool // committed, unlike the errors fn returns
 	)
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, func(tx txn) error {
 		var (
 			expire int64
 			spent  sql.NullInt64
 			err    error
 		)
-		s, err = scanSession(tx.QueryRowContext(ctx,
+		reused = false // a transaction run again starts afresh
+		s, err = scanSession(tx.queryRow(ctx,
 			`SELECT `+sessionColumns+`, t.expire_time, t.spend_time
 			FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
 			WHERE t.token_hash = ?`, oldHash),
@@ -267,7 +270,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, oldHash, newHash []byte, n
 		case spent.Valid:
 			reused = true
 			var revoke int64
-			if err := tx.QueryRowContext(ctx,
+			if err := tx.queryRow(ctx,
 				`UPDATE sessions SET revoke_time = COALESCE(revoke_time, ?) WHERE id = ? RETURNING revoke_time`,
 				micros(now), s.ID).Scan(&revoke); err != nil {
 				return err
@@ -278,28 +281,29 @@ func (db *DB) RotateRefreshToken(ctx context.Context, oldHash, newHash []byte, n
 		case expire <= micros(now), s.RevokeTime != nil, !now.Before(s.ExpireTime):
 			return ErrExpired
 		}
-		res, err := tx.ExecContext(ctx,
+		res, err := tx.exec(ctx,
 			`UPDATE refresh_tokens SET spend_time = ? WHERE token_hash = ? AND spend_time IS NULL`,
 			micros(now), oldHash)
 		if err != nil {
 			return err
 		}
-		// The lock taken at BEGIN makes this impossible; were the
-		// transaction ever deferred, this keeps two callers from both winning.
+		// Serialized transactions make this impossible; were they ever
+		// not, this keeps two callers from both winning.
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n != 1 {
 			return errors.New("token spent concurrently")
 		}
-		if _, err := tx.ExecContext(ctx,
+		if _, err := tx.exec(ctx,
 			`INSERT INTO refresh_tokens (token_hash, session_id, create_time, expire_time) VALUES (?, ?, ?, ?)`,
 			newHash, s.ID, micros(now), micros(newExpire)); err != nil {
 			return err
 		}
 		var lastSeen int64
-		if err := tx.QueryRowContext(ctx,
-			`UPDATE sessions SET last_seen_time = MAX(last_seen_time, ?) WHERE id = ? RETURNING last_seen_time`,
-			micros(now), s.ID).Scan(&lastSeen); err != nil {
+		if err := tx.queryRow(ctx,
+			`UPDATE sessions SET last_seen_time = CASE WHEN last_seen_time < @now THEN @now ELSE last_seen_time END
+			WHERE id = @id RETURNING last_seen_time`,
+			sql.Named("now", micros(now)), sql.Named("id", s.ID)).Scan(&lastSeen); err != nil {
 			return err
 		}
 		s.LastSeenTime = fromMicros(lastSeen)

@@ -1,12 +1,22 @@
-// Package store is the SQLite persistence of the guard service: users and
-// their roles, sessions, API keys, notes and their shares, audit events,
-// signing keys and server secrets.
+// Package store is the persistence of the guard service: users and their
+// roles, sessions, API keys, notes and their shares, audit events, signing
+// keys and server secrets, in SQLite (the default: one file) or PostgreSQL
+// (shared by several replicas). Both behave the same; one test suite runs
+// against each.
 //
-// A [DB] wraps one connection pool to one SQLite file in WAL mode with
+// On SQLite, a [DB] wraps one connection pool to one file in WAL mode with
 // foreign keys enforced. Every write transaction takes the write lock up
 // front (BEGIN IMMEDIATE), so concurrent writers queue on the busy timeout
-// instead of failing halfway through with SQLITE_BUSY. The schema is created
-// and upgraded by [Open] from the migrations embedded in the binary.
+// instead of failing halfway through with SQLITE_BUSY.
+//
+// On PostgreSQL, a [DB] wraps a pgx connection pool. Write transactions run
+// at SERIALIZABLE isolation and are run again when PostgreSQL refuses one
+// as not serializable, so that every read-then-write (refresh rotation,
+// the first user, the first signing key, sharing a note) is as atomic
+// across replicas as SQLite's serialized writers make it in one process.
+//
+// The schema is created and upgraded by [Open] from the migrations
+// embedded in the binary, one set per engine with the same versions.
 //
 // Rows that do not exist are reported as [ErrNotFound] and unique-constraint
 // violations as [ErrConflict]; test for them with [errors.Is]. Refresh token
@@ -28,7 +38,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mattn/go-sqlite3"
 )
 
 var (
@@ -81,18 +90,45 @@ func NewID() string {
 	return idEncoding.EncodeToString(b[:])
 }
 
-// DB is a handle to the SQLite database. It is safe for concurrent use.
+// DB is a handle to the database. It is safe for concurrent use.
 type DB struct {
 	sql *sql.DB
+	eng *engine
+	// closePool, if not nil, closes what sql was opened from.
+	closePool func()
 	// now is the clock; tests in this package may replace it before use.
 	now func() time.Time
 }
 
-// Open opens the SQLite database at path, creating the file and its parent
-// directory (mode 0700) if they are missing, and applies any migrations the
-// database lacks. Opening a database that is already up to date changes
-// nothing.
-func Open(ctx context.Context, path string) (*DB, error) {
+// Open opens the database named by dsn and applies any migrations it lacks;
+// opening a database that is already up to date changes nothing.
+//
+// A dsn starting postgres:// or postgresql:// is the URL of a PostgreSQL
+// database, whose tables go in the first schema of its search_path (add
+// ?search_path=name to choose one). Settings the URL leaves out, such as
+// the password, come from the PG* environment variables as with psql.
+//
+// Any other dsn is the path of a SQLite file, created with its parent
+// directory (mode 0700) if missing.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	if isPostgres(dsn) {
+		sqlDB, closePool, err := openPostgres(ctx, dsn)
+		if err != nil {
+			// The URL may hold a password: it stays out of the message.
+			return nil, fmt.Errorf("open PostgreSQL database: %w", err)
+		}
+		db := &DB{sql: sqlDB, eng: postgresEngine, closePool: closePool, now: time.Now}
+		if err := db.start(ctx); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("open PostgreSQL database: %w", err)
+		}
+		return db, nil
+	}
+	return openSQLite(ctx, dsn)
+}
+
+// openSQLite opens the SQLite file at path.
+func openSQLite(ctx context.Context, path string) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("open database: empty path")
 	}
@@ -112,16 +148,20 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	conns := max(4, runtime.NumCPU()*2)
 	sqlDB.SetMaxOpenConns(conns)
 	sqlDB.SetMaxIdleConns(conns)
-	db := &DB{sql: sqlDB, now: time.Now}
-	if err := sqlDB.PingContext(ctx); err != nil {
-		_ = sqlDB.Close()
-		return nil, fmt.Errorf("open database %q: %w", path, err)
-	}
-	if err := db.migrate(ctx); err != nil {
-		_ = sqlDB.Close()
+	db := &DB{sql: sqlDB, eng: sqliteEngine, now: time.Now}
+	if err := db.start(ctx); err != nil {
+		_ = db.Close()
 		return nil, fmt.Errorf("open database %q: %w", path, err)
 	}
 	return db, nil
+}
+
+// start checks that the database answers and migrates it.
+func (db *DB) start(ctx context.Context) error {
+	if err := db.sql.PingContext(ctx); err != nil {
+		return err
+	}
+	return db.migrate(ctx)
 }
 
 // dsn returns the go-sqlite3 data source name for the absolute path abs. The
@@ -147,7 +187,11 @@ func dsn(abs string) string {
 
 // Close closes the database. Calls in flight may fail.
 func (db *DB) Close() error {
-	if err := db.sql.Close(); err != nil {
+	err := db.sql.Close()
+	if db.closePool != nil {
+		db.closePool()
+	}
+	if err != nil {
 		return fmt.Errorf("close database: %w", err)
 	}
 	return nil
@@ -157,41 +201,6 @@ func (db *DB) Close() error {
 // that values returned by a write equal those read back later.
 func (db *DB) timestamp() time.Time {
 	return db.now().UTC().Truncate(time.Microsecond)
-}
-
-// inTx runs fn in a write transaction, committing if fn returns nil.
-func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := db.sql.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
-}
-
-// classify maps driver errors onto the package's sentinel errors, keeping
-// the driver error in the chain for logs.
-func classify(err error) error {
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, sql.ErrNoRows) {
-		return ErrNotFound
-	}
-	var se sqlite3.Error
-	if errors.As(err, &se) {
-		switch se.ExtendedCode {
-		case sqlite3.ErrConstraintUnique, sqlite3.ErrConstraintPrimaryKey:
-			return fmt.Errorf("%w: %w", ErrConflict, err)
-		case sqlite3.ErrConstraintForeignKey:
-			// A row that refers to a missing row: the missing row is not found.
-			return fmt.Errorf("%w: %w", ErrNotFound, err)
-		}
-	}
-	return err
 }
 
 // clampLimit bounds a page size to (0, maxLimit].

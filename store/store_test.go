@@ -37,18 +37,20 @@ func (c *clock) Now() time.Time {
 	return t
 }
 
-// open opens a database in a fresh directory with a clock that ticks one
-// second per reading, and closes it when the test ends.
-func open(t *testing.T) *store.DB {
+// openSQLite opens a SQLite database in a fresh directory with a clock
+// that ticks one second per reading, and closes it when the test ends.
+func openSQLite(t *testing.T) *store.DB {
 	t.Helper()
 	return openPath(t, filepath.Join(t.TempDir(), "guard.db"))
 }
 
-func openPath(t *testing.T, path string) *store.DB {
+// openPath opens the database dsn with a clock that ticks one second per
+// reading, and closes it when the test ends.
+func openPath(t *testing.T, dsn string) *store.DB {
 	t.Helper()
-	db, err := store.Open(t.Context(), path)
+	db, err := store.Open(t.Context(), dsn)
 	if err != nil {
-		t.Fatalf("Open(%q) error = %v", path, err)
+		t.Fatalf("Open() error = %v", err)
 	}
 	t.Cleanup(func() {
 		if err := db.Close(); err != nil {
@@ -89,7 +91,7 @@ func count(t *testing.T, db *store.DB, table string) int {
 	t.Helper()
 	var n int
 	// table is a constant of the test, never input.
-	if err := store.SQL(db).QueryRowContext(t.Context(), "SELECT COUNT(*) FROM "+table).Scan(&n); err != nil {
+	if err := store.RawSQL(db).QueryRowContext(t.Context(), "SELECT COUNT(*) FROM "+table).Scan(&n); err != nil {
 		t.Fatalf("count %s: %v", table, err)
 	}
 	return n
@@ -118,7 +120,7 @@ func TestOpen(t *testing.T) {
 			t.Errorf("UserByID() after reopen error = %v", err)
 		}
 
-		files, err := filepath.Glob(filepath.Join("migrations", "*.sql"))
+		files, err := filepath.Glob(filepath.Join("migrations", "sqlite", "*.sql"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -208,7 +210,7 @@ func TestOpen(t *testing.T) {
 
 func TestPragmas(t *testing.T) {
 	t.Parallel()
-	db := open(t)
+	db := openSQLite(t)
 	ctx := t.Context()
 	// Hold several connections at once so each pragma is read on more than
 	// one of them: connection settings must apply to every connection.
@@ -238,9 +240,9 @@ func TestPragmas(t *testing.T) {
 	}
 }
 
-func TestDeleteUserCascades(t *testing.T) {
+func testDeleteUserCascades(t *testing.T, e engine) {
 	t.Parallel()
-	db := open(t)
+	db := e.open(t)
 	ctx := t.Context()
 	alice := createUser(t, db, "alice@example.com", "member")
 	bob := createUser(t, db, "bob@example.com")
@@ -258,7 +260,7 @@ func TestDeleteUserCascades(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := store.SQL(db).ExecContext(ctx, "DELETE FROM users WHERE id = ?", alice.ID); err != nil {
+	if _, err := store.RawSQL(db).ExecContext(ctx, "DELETE FROM users WHERE id = ?", alice.ID); err != nil {
 		t.Fatalf("delete user: %v", err)
 	}
 
@@ -275,13 +277,13 @@ func TestDeleteUserCascades(t *testing.T) {
 	}
 }
 
-func TestCreateUser(t *testing.T) {
+func testCreateUser(t *testing.T, e engine) {
 	t.Parallel()
 	ctx := t.Context()
 
 	t.Run("round_trip", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
+		db := e.open(t)
 		got := createUser(t, db, "Alice@Example.com", "member", "admin", "member")
 		if want := []string{"admin", "member"}; !slices.Equal(got.Roles, want) {
 			t.Errorf("Roles = %v, want %v", got.Roles, want)
@@ -309,7 +311,7 @@ func TestCreateUser(t *testing.T) {
 
 	t.Run("no_roles", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
+		db := e.open(t)
 		u := createUser(t, db, "a@example.com")
 		loaded, err := db.UserByID(ctx, u.ID)
 		if err != nil {
@@ -331,7 +333,7 @@ func TestCreateUser(t *testing.T) {
 	for _, tt := range duplicates {
 		t.Run("duplicate_"+tt.name, func(t *testing.T) {
 			t.Parallel()
-			db := open(t)
+			db := e.open(t)
 			createUser(t, db, "alice@example.com", "viewer")
 			_, err := db.CreateUser(ctx, tt.email, "other", []string{"admin"})
 			if !errors.Is(err, store.ErrConflict) {
@@ -347,9 +349,9 @@ func TestCreateUser(t *testing.T) {
 	}
 }
 
-func TestUserByEmail(t *testing.T) {
+func testUserByEmail(t *testing.T, e engine) {
 	t.Parallel()
-	db := open(t)
+	db := e.open(t)
 	ctx := t.Context()
 	alice := createUser(t, db, "Alice@Example.com", "admin")
 
@@ -386,17 +388,17 @@ func TestUserByEmail(t *testing.T) {
 	}
 }
 
-func TestUserByIDNotFound(t *testing.T) {
+func testUserByIDNotFound(t *testing.T, e engine) {
 	t.Parallel()
-	db := open(t)
+	db := e.open(t)
 	if _, err := db.UserByID(t.Context(), store.NewID()); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("UserByID(unknown) error = %v, want ErrNotFound", err)
 	}
 }
 
-func TestListUsers(t *testing.T) {
+func testListUsers(t *testing.T, e engine) {
 	t.Parallel()
-	db := open(t)
+	db := e.open(t)
 	ctx := t.Context()
 	var want []string
 	for i := range 5 {
@@ -442,9 +444,9 @@ func TestListUsers(t *testing.T) {
 	}
 }
 
-func TestNoteAccess(t *testing.T) {
+func testNoteAccess(t *testing.T, e engine) {
 	t.Parallel()
-	db := open(t)
+	db := e.open(t)
 	ctx := t.Context()
 	owner := createUser(t, db, "owner@example.com")
 	reader := createUser(t, db, "reader@example.com")
@@ -487,7 +489,7 @@ func TestNoteAccess(t *testing.T) {
 	}
 }
 
-func TestListReadableNotes(t *testing.T) {
+func testListReadableNotes(t *testing.T, e engine) {
 	t.Parallel()
 
 	tests := []struct {
@@ -501,7 +503,7 @@ func TestListReadableNotes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			db := open(t)
+			db := e.open(t)
 			ctx := t.Context()
 			alice := createUser(t, db, "alice@example.com")
 			bob := createUser(t, db, "bob@example.com")
@@ -580,7 +582,7 @@ func titles(notes []store.Note) []string {
 	return ts
 }
 
-func TestUpdateNote(t *testing.T) {
+func testUpdateNote(t *testing.T, e engine) {
 	t.Parallel()
 	ptr := func(s string) *string { return &s }
 
@@ -600,7 +602,7 @@ func TestUpdateNote(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			db := open(t)
+			db := e.open(t)
 			ctx := t.Context()
 			u := createUser(t, db, "a@example.com")
 			n, err := db.CreateNote(ctx, u.ID, "old title", "old body")
@@ -632,7 +634,7 @@ func TestUpdateNote(t *testing.T) {
 
 	t.Run("missing_note", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
+		db := e.open(t)
 		if _, err := db.UpdateNote(t.Context(), store.NewID(), ptr("x"), nil); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("UpdateNote(missing) error = %v, want ErrNotFound", err)
 		}
@@ -642,9 +644,9 @@ func TestUpdateNote(t *testing.T) {
 	})
 }
 
-func TestDeleteNote(t *testing.T) {
+func testDeleteNote(t *testing.T, e engine) {
 	t.Parallel()
-	db := open(t)
+	db := e.open(t)
 	ctx := t.Context()
 	owner := createUser(t, db, "owner@example.com")
 	reader := createUser(t, db, "reader@example.com")
@@ -670,12 +672,12 @@ func TestDeleteNote(t *testing.T) {
 	}
 }
 
-func TestShareNote(t *testing.T) {
+func testShareNote(t *testing.T, e engine) {
 	t.Parallel()
 
 	t.Run("upsert", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
+		db := e.open(t)
 		ctx := t.Context()
 		owner := createUser(t, db, "owner@example.com")
 		friend := createUser(t, db, "friend@example.com")
@@ -711,7 +713,7 @@ func TestShareNote(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			db := open(t)
+			db := e.open(t)
 			ctx := t.Context()
 			owner := createUser(t, db, "owner@example.com")
 			friend := createUser(t, db, "friend@example.com")
@@ -739,9 +741,9 @@ func TestShareNote(t *testing.T) {
 	}
 }
 
-func TestCreateNoteMissingOwner(t *testing.T) {
+func testCreateNoteMissingOwner(t *testing.T, e engine) {
 	t.Parallel()
-	db := open(t)
+	db := e.open(t)
 	if _, err := db.CreateNote(t.Context(), store.NewID(), "t", "b"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("CreateNote(missing owner) error = %v, want ErrNotFound", err)
 	}
@@ -750,13 +752,13 @@ func TestCreateNoteMissingOwner(t *testing.T) {
 	}
 }
 
-func TestSecret(t *testing.T) {
+func testSecret(t *testing.T, e engine) {
 	t.Parallel()
 
 	t.Run("stable_across_calls_and_reopen", func(t *testing.T) {
 		t.Parallel()
 		ctx := t.Context()
-		path := filepath.Join(t.TempDir(), "guard.db")
+		path := e.dsn(t)
 		db, err := store.Open(ctx, path)
 		if err != nil {
 			t.Fatal(err)
@@ -788,7 +790,7 @@ func TestSecret(t *testing.T) {
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
 		}
-		db = openPath(t, path)
+		db = e.reopen(t, path)
 		reopened, err := db.Secret(ctx, "cookie", 32)
 		if err != nil {
 			t.Fatal(err)
@@ -800,7 +802,7 @@ func TestSecret(t *testing.T) {
 
 	t.Run("concurrent_callers_agree", func(t *testing.T) {
 		t.Parallel()
-		db := open(t)
+		db := e.open(t)
 		got := make([][]byte, 8)
 		errs := make([]error, 8)
 		var wg sync.WaitGroup
@@ -832,7 +834,7 @@ func TestSecret(t *testing.T) {
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			db := open(t)
+			db := e.open(t)
 			if _, err := db.Secret(t.Context(), "s", 32); err != nil {
 				t.Fatal(err)
 			}
@@ -859,7 +861,7 @@ func TestNewID(t *testing.T) {
 	}
 }
 
-func TestInjectionStoredVerbatim(t *testing.T) {
+func testInjectionStoredVerbatim(t *testing.T, e engine) {
 	t.Parallel()
 	tests := []struct {
 		name  string
@@ -877,7 +879,7 @@ func TestInjectionStoredVerbatim(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			db := open(t)
+			db := e.open(t)
 			ctx := t.Context()
 			victim := createUser(t, db, "victim@example.com")
 			u := createUser(t, db, tt.input)
@@ -912,9 +914,9 @@ func TestInjectionStoredVerbatim(t *testing.T) {
 	}
 }
 
-func TestAuditEvents(t *testing.T) {
+func testAuditEvents(t *testing.T, e engine) {
 	t.Parallel()
-	db := open(t)
+	db := e.open(t)
 	ctx := t.Context()
 	explicit := time.Date(2020, 5, 6, 7, 8, 9, 10_000, time.UTC)
 	inputs := []store.AuditEvent{
@@ -966,9 +968,9 @@ func TestAuditEvents(t *testing.T) {
 	}
 }
 
-func TestSigningKeys(t *testing.T) {
+func testSigningKeys(t *testing.T, e engine) {
 	t.Parallel()
-	db := open(t)
+	db := e.open(t)
 	ctx := t.Context()
 	// The fake clock starts in 2030; these times are relative to it.
 	base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -1035,9 +1037,9 @@ func TestSigningKeys(t *testing.T) {
 	}
 }
 
-func TestSessions(t *testing.T) {
+func testSessions(t *testing.T, e engine) {
 	t.Parallel()
-	db := open(t)
+	db := e.open(t)
 	ctx := t.Context()
 	u := createUser(t, db, "a@example.com")
 	expire := time.Date(2030, 2, 1, 0, 0, 0, 123_456_789, time.FixedZone("X", 3600))

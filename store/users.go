@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -26,8 +25,11 @@ type User struct {
 
 // userColumns selects a user and, as a JSON array, its roles, so that a
 // user and its roles are read in one statement and cannot disagree.
-const userColumns = `u.id, u.email, u.password_hash, u.disabled, u.create_time, u.update_time,
-	(SELECT json_group_array(r.role ORDER BY r.role) FROM user_roles r WHERE r.user_id = u.id)`
+const userColumns = `u.id, u.email, u.password_hash, u.disabled, u.create_time, u.update_time, ` + rolesColumn
+
+// rolesColumn selects the roles of the user u as a JSON array, [] for none.
+// PostgreSQL spells json_group_array json_agg, which gives NULL for none.
+const rolesColumn = `COALESCE((SELECT json_group_array(r.role ORDER BY r.role) FROM user_roles r WHERE r.user_id = u.id), '[]')`
 
 // scanUser reads a row selected with userColumns.
 func scanUser(s scanner) (User, string, error) {
@@ -95,29 +97,8 @@ func sortedUnique(ss []string) []string {
 // CreateUser returns an error matching [ErrConflict]. The user and its roles
 // are written in one transaction.
 func (db *DB) CreateUser(ctx context.Context, email, passwordHash string, roles []string) (User, error) {
-	now := db.timestamp()
-	u := User{
-		ID:         NewID(),
-		Email:      email,
-		Roles:      sortedUnique(roles),
-		CreateTime: now,
-		UpdateTime: now,
-	}
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx,
-			`INSERT INTO users (id, email, password_hash, disabled, create_time, update_time)
-			VALUES (?, ?, ?, 0, ?, ?)`,
-			u.ID, u.Email, passwordHash, micros(now), micros(now))
-		if err != nil {
-			return err
-		}
-		for _, r := range u.Roles {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO user_roles (user_id, role) VALUES (?, ?)`, u.ID, r); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	u := db.newUser(email, roles)
+	err := db.inTx(ctx, func(tx txn) error { return insertUser(ctx, tx, u, passwordHash) })
 	if err != nil {
 		// The email stays out of the message: errors end up in logs.
 		return User{}, fmt.Errorf("create user: %w", classify(err))
@@ -125,10 +106,64 @@ func (db *DB) CreateUser(ctx context.Context, email, passwordHash string, roles 
 	return u, nil
 }
 
+// CreateFirstUser creates a user as [DB.CreateUser] does, but only if there
+// is no user yet, and reports whether it did. The check and the insert are
+// one transaction, so when several processes start on an empty database
+// at once, exactly one creates its user.
+func (db *DB) CreateFirstUser(ctx context.Context, email, passwordHash string, roles []string) (User, bool, error) {
+	u := db.newUser(email, roles)
+	var created bool
+	err := db.inTx(ctx, func(tx txn) error {
+		created = false
+		var n int
+		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil || n > 0 {
+			return err
+		}
+		created = true
+		return insertUser(ctx, tx, u, passwordHash)
+	})
+	if err != nil {
+		return User{}, false, fmt.Errorf("create first user: %w", classify(err))
+	}
+	if !created {
+		return User{}, false, nil
+	}
+	return u, true, nil
+}
+
+// newUser returns a user, not yet stored, with a new id.
+func (db *DB) newUser(email string, roles []string) User {
+	now := db.timestamp()
+	return User{
+		ID:         NewID(),
+		Email:      email,
+		Roles:      sortedUnique(roles),
+		CreateTime: now,
+		UpdateTime: now,
+	}
+}
+
+// insertUser writes u and its roles in tx.
+func insertUser(ctx context.Context, tx txn, u User, passwordHash string) error {
+	_, err := tx.exec(ctx,
+		`INSERT INTO users (id, email, password_hash, disabled, create_time, update_time)
+		VALUES (?, ?, ?, 0, ?, ?)`,
+		u.ID, u.Email, passwordHash, micros(u.CreateTime), micros(u.UpdateTime))
+	if err != nil {
+		return err
+	}
+	for _, r := range u.Roles {
+		if _, err := tx.exec(ctx, `INSERT INTO user_roles (user_id, role) VALUES (?, ?)`, u.ID, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // UserByID returns the user with the given id, or an error matching
 // [ErrNotFound].
 func (db *DB) UserByID(ctx context.Context, id string) (User, error) {
-	row := db.sql.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users u WHERE u.id = ?`, id)
+	row := db.queryRow(ctx, `SELECT `+userColumns+` FROM users u WHERE u.id = ?`, id)
 	u, _, err := scanUser(row)
 	if err != nil {
 		return User{}, fmt.Errorf("load user %q: %w", id, classify(err))
@@ -139,7 +174,7 @@ func (db *DB) UserByID(ctx context.Context, id string) (User, error) {
 // UserByEmail returns the user with the given email, compared without
 // regard to case, and its password hash, or an error matching [ErrNotFound].
 func (db *DB) UserByEmail(ctx context.Context, email string) (User, string, error) {
-	row := db.sql.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users u WHERE u.email = ?`, email)
+	row := db.queryRow(ctx, `SELECT `+userColumns+` FROM users u WHERE u.email = ?`, email)
 	u, hash, err := scanUser(row)
 	if err != nil {
 		return User{}, "", fmt.Errorf("load user by email: %w", classify(err))
@@ -150,7 +185,7 @@ func (db *DB) UserByEmail(ctx context.Context, email string) (User, string, erro
 // CountUsers returns the number of users.
 func (db *DB) CountUsers(ctx context.Context) (int, error) {
 	var n int
-	if err := db.sql.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
+	if err := db.queryRow(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count users: %w", err)
 	}
 	return n, nil
@@ -160,7 +195,7 @@ func (db *DB) CountUsers(ctx context.Context) (int, error) {
 // ascending id order; afterID "" starts from the beginning. A limit outside
 // 1 to 1000 means 1000.
 func (db *DB) ListUsers(ctx context.Context, afterID string, limit int) ([]User, error) {
-	rows, err := db.sql.QueryContext(ctx,
+	rows, err := db.query(ctx,
 		`SELECT `+userColumns+` FROM users u WHERE u.id > ? ORDER BY u.id LIMIT ?`,
 		afterID, clampLimit(limit))
 	if err != nil {
@@ -185,7 +220,7 @@ func (db *DB) ListUsers(ctx context.Context, afterID string, limit int) ([]User,
 // matching [ErrNotFound].
 func (db *DB) PasswordHash(ctx context.Context, userID string) (string, error) {
 	var hash string
-	err := db.sql.QueryRowContext(ctx, `SELECT password_hash FROM users WHERE id = ?`, userID).Scan(&hash)
+	err := db.queryRow(ctx, `SELECT password_hash FROM users WHERE id = ?`, userID).Scan(&hash)
 	if err != nil {
 		return "", fmt.Errorf("load password hash of user %q: %w", userID, classify(err))
 	}
@@ -201,7 +236,7 @@ func (db *DB) SetPasswordHash(ctx context.Context, userID, hash string) error {
 	if hash == "" || len(hash) > maxPasswordHashLen {
 		return fmt.Errorf("set password hash of user %q: hash of %d bytes, want 1 to %d", userID, len(hash), maxPasswordHashLen)
 	}
-	res, err := db.sql.ExecContext(ctx,
+	res, err := db.exec(ctx,
 		`UPDATE users SET password_hash = ?, update_time = ? WHERE id = ?`,
 		hash, micros(db.timestamp()), userID)
 	if err != nil {
@@ -224,23 +259,23 @@ func (db *DB) SetUserRoles(ctx context.Context, userID string, roles []string) (
 		return User{}, fmt.Errorf("set roles of user %q: %w", userID, err)
 	}
 	var u User
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE users SET update_time = ? WHERE id = ?`, micros(db.timestamp()), userID)
+	err := db.inTx(ctx, func(tx txn) error {
+		res, err := tx.exec(ctx, `UPDATE users SET update_time = ? WHERE id = ?`, micros(db.timestamp()), userID)
 		if err != nil {
 			return err
 		}
 		if err := affected(res); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM user_roles WHERE user_id = ?`, userID); err != nil {
+		if _, err := tx.exec(ctx, `DELETE FROM user_roles WHERE user_id = ?`, userID); err != nil {
 			return err
 		}
 		for _, r := range roles {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO user_roles (user_id, role) VALUES (?, ?)`, userID, r); err != nil {
+			if _, err := tx.exec(ctx, `INSERT INTO user_roles (user_id, role) VALUES (?, ?)`, userID, r); err != nil {
 				return err
 			}
 		}
-		u, _, err = scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users u WHERE u.id = ?`, userID))
+		u, _, err = scanUser(tx.queryRow(ctx, `SELECT `+userColumns+` FROM users u WHERE u.id = ?`, userID))
 		return err
 	})
 	if err != nil {
@@ -256,9 +291,9 @@ func (db *DB) SetUserRoles(ctx context.Context, userID string, roles []string) (
 // user does not exist.
 func (db *DB) DisableUser(ctx context.Context, userID string) error {
 	now := micros(db.timestamp())
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, func(tx txn) error {
 		// SET reads the old values: update_time moves only on the first call.
-		res, err := tx.ExecContext(ctx,
+		res, err := tx.exec(ctx,
 			`UPDATE users SET
 				update_time = CASE disabled WHEN 0 THEN ? ELSE update_time END,
 				disabled = 1
@@ -270,12 +305,12 @@ func (db *DB) DisableUser(ctx context.Context, userID string) error {
 		if err := affected(res); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx,
+		if _, err := tx.exec(ctx,
 			`UPDATE sessions SET revoke_time = ? WHERE user_id = ? AND revoke_time IS NULL`,
 			now, userID); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx,
+		_, err = tx.exec(ctx,
 			`UPDATE api_keys SET revoke_time = ? WHERE user_id = ? AND revoke_time IS NULL`,
 			now, userID)
 		return err
