@@ -661,7 +661,10 @@ func testRotateRefreshToken(t *testing.T, e engine) {
 
 func testRotateRefreshTokenRace(t *testing.T, e engine) {
 	t.Parallel()
-	db := e.open(t)
+	// Two handles on one database: two replicas, with connections of
+	// their own.
+	dsn := e.dsn(t)
+	db, replica := e.reopen(t, dsn), e.reopen(t, dsn)
 	ctx := t.Context()
 	u := createUser(t, db, "a@example.com")
 	s := createSession(t, db, u.ID, future, nil)
@@ -675,7 +678,11 @@ func testRotateRefreshTokenRace(t *testing.T, e engine) {
 	for i := range callers {
 		wg.Go(func() {
 			<-start
-			sessions[i], errs[i] = db.RotateRefreshToken(ctx, hash("t0"), hash(fmt.Sprint("new", i)), future)
+			on := db
+			if i%2 == 1 {
+				on = replica
+			}
+			sessions[i], errs[i] = on.RotateRefreshToken(ctx, hash("t0"), hash(fmt.Sprint("new", i)), future)
 		})
 	}
 	close(start)

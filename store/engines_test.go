@@ -72,6 +72,9 @@ func TestEngines(t *testing.T) {
 		{"CreateAPIKeyInvalid", testCreateAPIKeyInvalid},
 		{"RetireSigningKeys", testRetireSigningKeys},
 		{"APIKeyLineage", testAPIKeyLineage},
+		{"CreateFirstUserRace", testCreateFirstUserRace},
+		{"CreateFirstSigningKeyRace", testCreateFirstSigningKeyRace},
+		{"ShareNoteRace", testShareNoteRace},
 	}
 	for _, e := range []engine{sqlite, postgres} {
 		t.Run(e.name, func(t *testing.T) {
