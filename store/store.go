@@ -37,7 +37,6 @@ import (
 	"runtime"
 	"strings"
 	"time"
-
 )
 
 var (
