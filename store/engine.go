@@ -270,8 +270,13 @@ const maxTxAttempts = 10
 // transaction PostgreSQL refuses as not serializable runs again, from the
 // start, so fn must set everything it reports rather than add to it.
 func (db *DB) inTx(ctx context.Context, fn func(txn) error) error {
+	return db.runTx(ctx, db.eng.txOptions, fn)
+}
+
+// runTx runs fn in a transaction with options opts, as inTx describes.
+func (db *DB) runTx(ctx context.Context, opts *sql.TxOptions, fn func(txn) error) error {
 	for attempt := 1; ; attempt++ {
-		err := db.tryTx(ctx, fn)
+		err := db.tryTx(ctx, opts, fn)
 		if err == nil || !retryable(err) || attempt == maxTxAttempts {
 			return err
 		}
@@ -284,8 +289,8 @@ func (db *DB) inTx(ctx context.Context, fn func(txn) error) error {
 	}
 }
 
-func (db *DB) tryTx(ctx context.Context, fn func(txn) error) error {
-	tx, err := db.sql.BeginTx(ctx, db.eng.txOptions)
+func (db *DB) tryTx(ctx context.Context, opts *sql.TxOptions, fn func(txn) error) error {
+	tx, err := db.sql.BeginTx(ctx, opts)
 	if err != nil {
 		return err
 	}

@@ -75,7 +75,11 @@ func (db *DB) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return db.inTx(ctx, func(tx txn) error {
+	// At the default isolation, not SERIALIZABLE: on PostgreSQL, each
+	// statement after the lock then sees what the lock's last holder
+	// committed, where a serializable snapshot, taken before the lock was
+	// granted, would not.
+	return db.runTx(ctx, nil, func(tx txn) error {
 		if db.eng.lockMigrations != "" {
 			if _, err := tx.exec(ctx, db.eng.lockMigrations); err != nil {
 				return fmt.Errorf("lock migrations: %w", err)
