@@ -24,7 +24,7 @@ type Config struct {
 	Addr                   string
 	TLSCert                string // PEM certificate chain; with TLSKey, serve HTTPS
 	TLSKey                 string
-	DBPath                 string
+	DB                     string // SQLite file path, or postgres:// URL
 	AdminEmail             string
 	AdminPassword          string // environment only: a flag would show in ps
 	Issuer                 string
@@ -112,7 +112,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	str(&c.Addr, "addr", "127.0.0.1:8080", "listen address")
 	str(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS, HTTP/2 by ALPN; needs -tls-key")
 	str(&c.TLSKey, "tls-key", "", "PEM private key file of -tls-cert")
-	str(&c.DBPath, "db", "./data/guard.db", "SQLite database file, created if missing")
+	str(&c.DB, "db", "./data/guard.db", "SQLite database file, created if missing, or the postgres:// URL of a PostgreSQL database that several replicas share (?search_path=schema picks its schema; a password belongs in GUARD_DB or PGPASSWORD, not the flag)")
 	str(&c.AdminEmail, "admin-email", "admin@example.com", "email of the admin created on first start")
 	str(&c.Issuer, "issuer", "guard", "access token issuer (iss)")
 	str(&c.Audience, "audience", "guard-api", "access token audience (aud)")
@@ -157,12 +157,20 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		return Config{}, err
 	}
 	c.AdminPassword = getenv("GUARD_ADMIN_PASSWORD")
-	redisFlag := false
-	fs.Visit(func(f *flag.Flag) { redisFlag = redisFlag || f.Name == "redis" })
-	if u, err := url.Parse(c.Redis); redisFlag && err == nil && u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			return Config{}, errors.New("-redis: the URL holds a password, which would show in ps; set the URL in GUARD_REDIS instead")
+	// A password on the command line shows in ps to every local user.
+	var flagErrs []error
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name != "redis" && f.Name != "db" {
+			return
 		}
+		if u, err := url.Parse(f.Value.String()); err == nil && u.User != nil {
+			if _, ok := u.User.Password(); ok {
+				flagErrs = append(flagErrs, fmt.Errorf("-%s: the URL holds a password, which would show in ps; set the URL in %s instead", f.Name, env(f.Name)))
+			}
+		}
+	})
+	if err := errors.Join(flagErrs...); err != nil {
+		return Config{}, err
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return Config{}, fmt.Errorf("-log-level: %w", err)
@@ -258,8 +266,14 @@ func (c *Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("-log-format: want text or json, got %q", c.LogFormat)
 	}
-	if c.DBPath == "" {
+	switch {
+	case c.DB == "":
 		bad("-db must not be empty")
+	case strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://"):
+		// url.Parse's message would quote the URL, password included.
+		if _, err := url.Parse(c.DB); err != nil {
+			bad("-db: the URL does not parse; write postgres://[user@]host:port/database[?sslmode=...&search_path=schema], such as postgres://guard@127.0.0.1:5432/guard")
+		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("-tls-cert and -tls-key: set both to serve HTTPS, or neither")

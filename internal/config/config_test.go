@@ -42,7 +42,7 @@ func TestParse_defaults(t *testing.T) {
 		got, want any
 	}{
 		{"addr", c.Addr, "127.0.0.1:8080"},
-		{"db", c.DBPath, "./data/guard.db"},
+		{"db", c.DB, "./data/guard.db"},
 		{"reflection", c.Reflection, false},
 		{"tls", c.TLSCert + c.TLSKey, ""},
 		{"admin_email", c.AdminEmail, "admin@example.com"},
@@ -88,7 +88,7 @@ func TestParse_environment(t *testing.T) {
 		{"addr_public_with_tls", env{"GUARD_ADDR": ":8443", "GUARD_TLS_CERT": "c.pem", "GUARD_TLS_KEY": "k.pem"}, func(c config.Config) (any, any) { return c.CleartextExposed(), false }},
 		{"addr_localhost", env{"GUARD_ADDR": "localhost:8080"}, func(c config.Config) (any, any) { return c.CleartextExposed(), false }},
 		{"addr_ipv6_loopback", env{"GUARD_ADDR": "[::1]:8080"}, func(c config.Config) (any, any) { return c.CleartextExposed(), false }},
-		{"db", env{"GUARD_DB": "/var/lib/guard.db"}, func(c config.Config) (any, any) { return c.DBPath, "/var/lib/guard.db" }},
+		{"db", env{"GUARD_DB": "/var/lib/guard.db"}, func(c config.Config) (any, any) { return c.DB, "/var/lib/guard.db" }},
 		{"admin_email", env{"GUARD_ADMIN_EMAIL": "root@example.org"}, func(c config.Config) (any, any) { return c.AdminEmail, "root@example.org" }},
 		{"admin_password", env{"GUARD_ADMIN_PASSWORD": "s3cret-passw0rd"}, func(c config.Config) (any, any) { return c.AdminPassword, "s3cret-passw0rd" }},
 		{"access_token_ttl", env{"GUARD_ACCESS_TOKEN_TTL": "5m"}, func(c config.Config) (any, any) { return c.AccessTokenTTL, 5 * time.Minute }},
@@ -102,6 +102,9 @@ func TestParse_environment(t *testing.T) {
 		{"log_format", env{"GUARD_LOG_FORMAT": "json"}, func(c config.Config) (any, any) { return c.LogFormat, "json" }},
 		{"shutdown_timeout", env{"GUARD_SHUTDOWN_TIMEOUT": "3s"}, func(c config.Config) (any, any) { return c.ShutdownTimeout, 3 * time.Second }},
 		{"redis", env{"GUARD_REDIS": "redis://10.0.0.5:6379/2"}, func(c config.Config) (any, any) { return c.Redis, "redis://10.0.0.5:6379/2" }},
+		{"db_postgres_password_in_env", env{"GUARD_DB": "postgres://guard:s3cret@db.internal:5432/guard?sslmode=verify-full"}, func(c config.Config) (any, any) {
+			return c.DB, "postgres://guard:s3cret@db.internal:5432/guard?sslmode=verify-full"
+		}},
 		{"redis_password_in_env", env{"GUARD_REDIS": "rediss://guard:s3cret@redis.internal:6380/0"}, func(c config.Config) (any, any) {
 			return c.Redis, "rediss://guard:s3cret@redis.internal:6380/0"
 		}},
@@ -230,6 +233,8 @@ func TestParse_refuses(t *testing.T) {
 		{"redis_prefixes_equal", []string{"-redis-lockout-prefix", "guard:rl:"}, nil, []string{"-redis-lockout-prefix", "differ from -redis-prefix"}},
 		{"redis_channel_empty", []string{"-redis-channel", ""}, nil, []string{"-redis-channel"}},
 		{"redis_password_in_flag", []string{"-redis", "redis://:s3cret@10.0.0.5:6379/0"}, nil, []string{"-redis", "password", "ps", "GUARD_REDIS"}},
+		{"db_password_in_flag", []string{"-db", "postgres://guard:s3cret@10.0.0.5:5432/guard"}, nil, []string{"-db", "password", "ps", "GUARD_DB"}},
+		{"db_garbage", nil, env{"GUARD_DB": "postgres://u:s3cret@host:54%zz/guard"}, []string{"-db", "does not parse"}},
 		{"every_problem_at_once", []string{"-cors-origins", "*", "-max-body-bytes", "10"}, nil, []string{"wildcard", "-max-body-bytes"}},
 	}
 	for _, tt := range tests {
@@ -248,10 +253,10 @@ func TestParse_refuses(t *testing.T) {
 	}
 }
 
-// TestParse_redisErrorsHideThePassword: a Redis URL that is refused is
+// TestParse_urlErrorsHideThePassword: a Redis or PostgreSQL URL that is refused is
 // never repeated with its password, whether it came from the flag or the
 // environment.
-func TestParse_redisErrorsHideThePassword(t *testing.T) {
+func TestParse_urlErrorsHideThePassword(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
 		args []string
@@ -262,6 +267,8 @@ func TestParse_redisErrorsHideThePassword(t *testing.T) {
 		{nil, env{"GUARD_REDIS": "redis://u:s3cret@host:63%zz/0"}},
 		{nil, env{"GUARD_REDIS": "redis://u:s3cret@host/0/1"}},
 		{nil, env{"GUARD_REDIS": "ftp://u:s3cret@host/0"}},
+		{[]string{"-db", "postgres://u:s3cret@10.0.0.5:5432/guard"}, nil},
+		{nil, env{"GUARD_DB": "postgresql://u:s3cret@host:54%zz/guard"}},
 	} {
 		var out bytes.Buffer
 		_, err := config.Parse(tt.args, tt.env.get, &out)

@@ -224,7 +224,7 @@ func mustWork(t *testing.T, srv *servertest.Server, h http.Header, userID string
 // writes (such as an API key that expired).
 func rawDB(t *testing.T, srv *servertest.Server) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+srv.DBPath+"?_busy_timeout=5000")
+	db, err := sql.Open("sqlite3", "file:"+srv.DB+"?_busy_timeout=5000")
 	if err != nil {
 		t.Fatal(err)
 	}

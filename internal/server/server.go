@@ -73,7 +73,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer sh.close() // after the server has shut down
 
-	db, err := store.Open(ctx, cfg.DBPath)
+	db, err := store.Open(ctx, cfg.DB)
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
@@ -144,7 +144,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			"addr", ln.Addr().String())
 	}
 	fmt.Fprintf(stdout, "guard listening on %s://%s\n", scheme, ln.Addr())
-	log.Info("serving", "addr", ln.Addr().String(), "tls", cfg.TLSCert != "", "db", cfg.DBPath)
+	log.Info("serving", "addr", ln.Addr().String(), "tls", cfg.TLSCert != "", "db", cfg.DB)
 
 	serveErr := make(chan error, 1)
 	go func() {
@@ -348,7 +348,9 @@ func (a auditStore) RecordAudit(ctx context.Context, e audit.Event) error {
 }
 
 // bootstrapAdmin creates the first admin on a database without users. With
-// no password given it generates one and prints it once.
+// no password given it generates one and prints it once. Of replicas
+// starting together on an empty database, exactly one creates the admin
+// (store.CreateFirstUser); a generated password is printed by that one.
 func bootstrapAdmin(ctx context.Context, db *store.DB, hasher *password.Hasher, email, pw string, stdout io.Writer) error {
 	n, err := db.CountUsers(ctx)
 	if err != nil {
@@ -372,12 +374,15 @@ func bootstrapAdmin(ctx context.Context, db *store.DB, hasher *password.Hasher, 
 	if err != nil {
 		return fmt.Errorf("hash admin password: %w", err)
 	}
-	if _, err := db.CreateUser(ctx, email, hash, []string{"admin"}); err != nil {
+	_, created, err := db.CreateFirstUser(ctx, email, hash, []string{"admin"})
+	switch {
+	case err != nil:
 		return fmt.Errorf("create admin %s: %w", email, err)
-	}
-	if generated {
+	case !created:
+		return nil // another replica was first
+	case generated:
 		fmt.Fprintf(stdout, "created admin %s with password %s (shown once: store it now)\n", email, pw)
-	} else {
+	default:
 		fmt.Fprintf(stdout, "created admin %s with the password from GUARD_ADMIN_PASSWORD\n", email)
 	}
 	return nil

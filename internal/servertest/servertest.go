@@ -33,8 +33,9 @@ const (
 type Server struct {
 	// URL is the base URL, such as "http://127.0.0.1:40123".
 	URL string
-	// DBPath is the SQLite file, for tests that assert what was written.
-	DBPath string
+	// DB is the database, for tests that assert what was written: a SQLite
+	// file of the test's own, or the -db the test gave.
+	DB     string
 	log    *Log
 	t      testing.TB
 	http   *http.Client
@@ -66,8 +67,13 @@ func StartTLS(t testing.TB, flags ...string) *Server {
 
 func start(t testing.TB, dir string, flags []string) *Server {
 	t.Helper()
-	s := &Server{DBPath: filepath.Join(dir, "guard.db"), log: &Log{}, t: t}
-	args := append([]string{"-db=" + s.DBPath, "-log-level=debug"}, flags...)
+	s := &Server{DB: filepath.Join(dir, "guard.db"), log: &Log{}, t: t}
+	for _, f := range flags {
+		if db, ok := strings.CutPrefix(f, "-db="); ok {
+			s.DB = db
+		}
+	}
+	args := append([]string{"-db=" + s.DB, "-log-level=debug"}, flags...)
 	env := map[string]string{"GUARD_ADMIN_PASSWORD": AdminPassword, "GUARD_ADMIN_EMAIL": AdminEmail}
 	ctx, cancel := context.WithCancel(context.Background())
 	url, wait, err := Launch(ctx, args, env, s.log)
@@ -169,7 +175,7 @@ func (s *Server) CreateUser(email string, roles ...string) User {
 // Store opens the server's database, for assertions on what was written.
 func (s *Server) Store() *store.DB {
 	s.t.Helper()
-	db, err := store.Open(context.Background(), s.DBPath)
+	db, err := store.Open(context.Background(), s.DB)
 	if err != nil {
 		s.t.Fatalf("open store: %v", err)
 	}

@@ -23,6 +23,7 @@ import (
 type KeyStore interface {
 	SigningKeys(ctx context.Context) ([]store.SigningKey, error)
 	CreateSigningKey(ctx context.Context, k store.SigningKey) error
+	CreateFirstSigningKey(ctx context.Context, k store.SigningKey) (bool, error)
 	RetireSigningKeys(ctx context.Context, keepID string, before, at time.Time) (int, error)
 }
 
@@ -33,17 +34,21 @@ type KeyStore interface {
 const keyReload = time.Second
 
 // LoadKeys returns the stored signing keys, creating the first one on a
-// fresh database. The newest key signs.
+// fresh database. The newest key signs. Of replicas starting together on a
+// fresh database, exactly one creates the key, and all read it.
 func LoadKeys(ctx context.Context, ks KeyStore) (*token.Keys, error) {
 	keys, err := readKeys(ctx, ks)
 	if !errors.Is(err, token.ErrNoKeys) {
 		return keys, err
 	}
-	k, err := newSigningKey(ctx, ks)
+	_, sk, err := generateSigningKey()
 	if err != nil {
 		return nil, err
 	}
-	return token.NewKeys(k)
+	if _, err := ks.CreateFirstSigningKey(ctx, sk); err != nil {
+		return nil, fmt.Errorf("store signing key: %w", err)
+	}
+	return readKeys(ctx, ks)
 }
 
 // readKeys returns the stored signing keys that still verify (the store
@@ -81,15 +86,23 @@ func readKeys(ctx context.Context, ks KeyStore) (*token.Keys, error) {
 }
 
 func newSigningKey(ctx context.Context, ks KeyStore) (token.Key, error) {
-	k, err := token.GenerateKey()
+	k, sk, err := generateSigningKey()
 	if err != nil {
-		return token.Key{}, fmt.Errorf("generate signing key: %w", err)
+		return token.Key{}, err
 	}
-	sk := store.SigningKey{ID: k.ID, Algorithm: "EdDSA", Private: k.Private, Public: k.Public}
 	if err := ks.CreateSigningKey(ctx, sk); err != nil {
 		return token.Key{}, fmt.Errorf("store signing key: %w", err)
 	}
 	return k, nil
+}
+
+// generateSigningKey returns a new key and its stored form.
+func generateSigningKey() (token.Key, store.SigningKey, error) {
+	k, err := token.GenerateKey()
+	if err != nil {
+		return token.Key{}, store.SigningKey{}, fmt.Errorf("generate signing key: %w", err)
+	}
+	return k, store.SigningKey{ID: k.ID, Algorithm: "EdDSA", Private: k.Private, Public: k.Public}, nil
 }
 
 // keyring keeps the signing keys in step with the database, which every
