@@ -35,10 +35,10 @@ type Server struct {
 	URL string
 	// DB is the database, for tests that assert what was written: a SQLite
 	// file of the test's own, or the -db the test gave.
-	DB     string
-	log    *Log
-	t      testing.TB
-	http   *http.Client
+	DB   string
+	log  *Log
+	t    testing.TB
+	http *http.Client
 }
 
 // Start runs a server until the test ends. flags are extra command-line
