@@ -3,7 +3,6 @@ package server_test
 import (
 	"bufio"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,14 +16,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connectguard/guard/internal/pgtest"
 	"github.com/connectguard/guard/internal/redistest"
 	"github.com/connectguard/guard/internal/server"
 	"github.com/connectguard/guard/internal/servertest"
+	"github.com/jackc/pgx/v5"
 )
 
 // TestReplicasShareRateLimits builds the server binary and runs two
-// replicas of it, A and B, as separate processes sharing one SQLite file
-// and one Redis (-redis, under a key prefix of the test's own), and shows
+// replicas of it, A and B, as separate processes sharing one PostgreSQL
+// database and one Redis (-redis, under a key prefix of the test's own), and shows
 // that a user's budget and a client IP's budget hold across both: calls
 // to A spend what B grants, and the call after the budget is refused
 // wherever it lands. Each replica alone would have admitted it.
@@ -39,7 +40,7 @@ func TestReplicasShareRateLimits(t *testing.T) {
 	bin := buildServer(t, dir)
 	const userLimit, ipLimit = 5, 6
 	flags := []string{
-		sharedDatabase(dir).flag, "-log-level=debug",
+		sharedDatabase(t).flag, "-log-level=debug",
 		"-redis=" + redistest.URL, "-redis-prefix=" + prefix + "rl:",
 		"-redis-lockout-prefix=" + prefix + "lo:", "-redis-channel=" + prefix + "inv",
 		"-user-rate-limit=" + strconv.Itoa(userLimit), "-ip-rate-limit=" + strconv.Itoa(ipLimit),
@@ -124,29 +125,29 @@ func buildServer(t *testing.T, dir string) string {
 }
 
 // database is the database the replicas of a test share: its -db flag,
-// and a way to count what was written. The one place to swap the
-// database of the replica tests (SQLite today: replicas on one machine
-// share its file, in WAL mode).
+// and a way to count what was written. PostgreSQL, in a schema of the
+// test's own (see package pgtest for how to start one).
 type database struct {
 	flag string
-	path string
+	url  string
 }
 
-func sharedDatabase(dir string) database {
-	path := filepath.Join(dir, "guard.db")
-	return database{flag: "-db=" + path, path: path}
+func sharedDatabase(t *testing.T) database {
+	url := pgtest.URL(t)
+	return database{flag: "-db=" + url, url: url}
 }
 
-// count returns the rows of table that match where.
+// count returns the rows of table that match where ($1... parameters).
 func (d database) count(t *testing.T, table, where string, args ...any) int {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+d.path+"?_busy_timeout=5000&mode=ro")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, d.url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer func() { _ = conn.Close(ctx) }()
 	var n int
-	if err := db.QueryRow(`SELECT COUNT(*) FROM `+table+` WHERE `+where, args...).Scan(&n); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT COUNT(*) FROM `+table+` WHERE `+where, args...).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -154,15 +155,45 @@ func (d database) count(t *testing.T, table, where string, args ...any) int {
 
 // replica is a server process.
 type replica struct {
-	name, url string
-	logs      *servertest.Log
+	name, url    string
+	logs, stdout *servertest.Log
 }
 
 // startReplica runs the binary with flags on a free loopback port until
 // the test ends, and waits until it listens.
 func startReplica(t *testing.T, name, bin string, flags []string) *replica {
 	t.Helper()
-	r := &replica{name: name, logs: &servertest.Log{}}
+	return startReplicas(t, bin, flags, name)[0]
+}
+
+// startReplicas starts one process per name at once, then waits until
+// each listens: replicas racing to set up an empty database.
+func startReplicas(t *testing.T, bin string, flags []string, names ...string) []*replica {
+	t.Helper()
+	rs := make([]*replica, len(names))
+	listening := make([]chan string, len(names))
+	for i, name := range names {
+		rs[i], listening[i] = launchReplica(t, name, bin, flags)
+	}
+	for i, r := range rs {
+		select {
+		case u, ok := <-listening[i]:
+			if !ok {
+				t.Fatalf("replica %s exited before listening:\n%s", r.name, r.logs.String())
+			}
+			r.url = u
+		case <-time.After(60 * time.Second):
+			t.Fatalf("replica %s did not listen within 60 s:\n%s", r.name, r.logs.String())
+		}
+	}
+	return rs
+}
+
+// launchReplica starts the binary, stopped when the test ends; the
+// channel gets its base URL once it listens, and is closed if it exits.
+func launchReplica(t *testing.T, name, bin string, flags []string) (*replica, chan string) {
+	t.Helper()
+	r := &replica{name: name, logs: &servertest.Log{}, stdout: &servertest.Log{}}
 	cmd := exec.Command(bin, append([]string{"-addr=127.0.0.1:0"}, flags...)...)
 	cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"),
@@ -194,6 +225,7 @@ func startReplica(t *testing.T, name, bin string, flags []string) *replica {
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			fmt.Fprintln(r.stdout, sc.Text())
 			if u, ok := strings.CutPrefix(sc.Text(), "guard listening on "); ok {
 				listening <- u
 			}
@@ -201,16 +233,7 @@ func startReplica(t *testing.T, name, bin string, flags []string) *replica {
 		close(listening)
 		exited <- cmd.Wait()
 	}()
-	select {
-	case u, ok := <-listening:
-		if !ok {
-			t.Fatalf("replica %s exited before listening:\n%s", r.name, r.logs.String())
-		}
-		r.url = u
-	case <-time.After(60 * time.Second):
-		t.Fatalf("replica %s did not listen within 60 s:\n%s", r.name, r.logs.String())
-	}
-	return r
+	return r, listening
 }
 
 // call posts a Connect JSON request to procedure on r, with a bearer

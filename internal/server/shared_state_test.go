@@ -13,7 +13,8 @@ import (
 )
 
 // TestReplicasShareSecurityState runs two replicas of the server binary,
-// A and B, as separate processes sharing one database and one Redis
+// A and B, as separate processes sharing one PostgreSQL database and one
+// Redis
 // (lockouts, the invalidation channel and rate limits, each under a key
 // prefix of the test's own), and attacks each piece of state through one
 // replica and checks it holds on the other: a lockout, a logout, a reused
@@ -31,7 +32,7 @@ func TestReplicasShareSecurityState(t *testing.T) {
 	prefix := redistest.Prefix(t, client)
 	dir := t.TempDir()
 	bin := buildServer(t, dir)
-	db := sharedDatabase(dir)
+	db := sharedDatabase(t)
 	flags := []string{
 		db.flag, "-log-level=debug",
 		"-redis=" + redistest.URL, "-redis-prefix=" + prefix + "rl:",
@@ -39,9 +40,21 @@ func TestReplicasShareSecurityState(t *testing.T) {
 		"-lockout-failures=3",
 		"-trusted-proxies=127.0.0.1", // each phase speaks for a client IP of its own
 	}
-	a := startReplica(t, "A", bin, flags)
-	b := startReplica(t, "B", bin, flags)
+	// Both at once, on an empty schema: they race to migrate it and to
+	// create the first admin and the first signing key.
+	rs := startReplicas(t, bin, flags, "A", "B")
+	a, b := rs[0], rs[1]
+	if got := strings.Count(a.stdout.String()+b.stdout.String(), "created admin"); got != 1 {
+		t.Errorf("replicas starting together created the admin %d times, want once; stdout:\nA: %s\nB: %s", got, a.stdout, b.stdout)
+	}
+	if got := db.count(t, "users", "true"); got != 1 {
+		t.Errorf("users after both started = %d, want 1 (the admin)", got)
+	}
+	if got := db.count(t, "signing_keys", "true"); got != 1 {
+		t.Errorf("signing keys after both started = %d, want 1", got)
+	}
 	admin := replicaLogin(t, a, servertest.AdminEmail, servertest.AdminPassword)
+	replicaLogin(t, b, servertest.AdminEmail, servertest.AdminPassword)
 
 	// A user created on A logs in on B.
 	createUser := func(email string) {
@@ -65,7 +78,7 @@ func TestReplicasShareSecurityState(t *testing.T) {
 				t.Fatalf("wrong password %d on A: HTTP %d %s, want 401", i+1, res.StatusCode, body)
 			}
 		}
-		sessions := db.count(t, "sessions", "user_id = (SELECT id FROM users WHERE email = ?)", "lock@example.com")
+		sessions := db.count(t, "sessions", "user_id = (SELECT id FROM users WHERE email = $1)", "lock@example.com")
 		// The right password, from the attacker's network, on B.
 		res, body := call(t, b, "/guard.auth.v1.AuthService/Login", "", attacker, `{"email":"lock@example.com","password":"a long test password 1"}`)
 		if res.StatusCode != http.StatusTooManyRequests || !strings.Contains(body, "resource_exhausted") || res.Header.Get("Retry-After") == "" {
@@ -75,7 +88,7 @@ func TestReplicasShareSecurityState(t *testing.T) {
 		if strings.Contains(body, "accessToken") || strings.Contains(body, "refreshToken") {
 			t.Errorf("a locked-out login leaked a token: %s", body)
 		}
-		if got := db.count(t, "sessions", "user_id = (SELECT id FROM users WHERE email = ?)", "lock@example.com"); got != sessions {
+		if got := db.count(t, "sessions", "user_id = (SELECT id FROM users WHERE email = $1)", "lock@example.com"); got != sessions {
 			t.Errorf("sessions of the user went from %d to %d through a locked-out login", sessions, got)
 		}
 		// The owner, elsewhere, is not locked out, on either replica.
