@@ -21,6 +21,7 @@ import (
 	"github.com/connectguard/guard/internal/config"
 	"github.com/connectguard/guard/internal/lockout"
 	"github.com/connectguard/guard/internal/password"
+	"github.com/connectguard/guard/internal/pgtest"
 	"github.com/connectguard/guard/internal/redistest"
 	"github.com/connectguard/guard/internal/token"
 	"github.com/connectguard/guard/service/auth"
@@ -55,12 +56,13 @@ func newBenchEnvLimits(b testing.TB, sharedLimits bool, args ...string) *benchEn
 	b.Helper()
 	e := &benchEnv{}
 	ctx := context.Background()
-	args = append([]string{"-ip-rate-limit=1000000000", "-user-rate-limit=1000000000"}, args...)
+	args = append([]string{"-ip-rate-limit=1000000000", "-user-rate-limit=1000000000",
+		"-db=" + filepath.Join(b.TempDir(), "bench.db")}, args...)
 	cfg, err := config.Parse(args, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		b.Fatal(err)
 	}
-	db, err := store.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
+	db, err := store.Open(ctx, cfg.DB)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -251,6 +253,20 @@ func BenchmarkGetNoteRatio(b *testing.B) {
 	})
 }
 
+// BenchmarkGetNoteEngines reports what PostgreSQL costs against SQLite,
+// in-process: GetNote over the full chain with each database (one note
+// read a call; the credential state is cached), as the median ratio over
+// paired blocks, and the full chain against the bare handler on
+// PostgreSQL. It needs the test PostgreSQL (see package pgtest).
+func BenchmarkGetNoteEngines(b *testing.B) {
+	sqlite := newBenchEnv(b)
+	pg := newBenchEnv(b, "-db="+pgtest.URL(b))
+	b.Run("postgres_vs_sqlite", func(b *testing.B) {
+		pairedRatio(b, "postgres/sqlite", func() { sqlite.call(b, sqlite.full) }, func() { pg.call(b, pg.full) })
+	})
+	b.Run("postgres_full_vs_bare", func(b *testing.B) { pg.pairedRatio(b, pg.full, "full/bare") })
+}
+
 // BenchmarkAuthnRatio reports what authentication alone adds to the bare
 // handler: with a repeated token (verified-token cache and session state
 // cache warm) and with every token verified afresh.
@@ -261,26 +277,35 @@ func BenchmarkAuthnRatio(b *testing.B) {
 }
 
 // pairedRatio runs the bare handler and h alternately in blocks of 64
-// calls and reports the median of the per-pair time ratios h/bare: on
-// shared, noisy machines only paired ratios are stable.
+// calls and reports the median of the per-pair time ratios h/bare, and the
+// commands sent to Redis per call.
 func (e *benchEnv) pairedRatio(b *testing.B, h http.Handler, unit string) {
+	calls := e.redisCalls.Load()
+	n := pairedRatio(b, unit, func() { e.call(b, e.bare) }, func() { e.call(b, h) })
+	b.ReportMetric(float64(e.redisCalls.Load()-calls)/float64(n), "redis-calls/call")
+}
+
+// pairedRatio runs base and f alternately in blocks of 64 calls and
+// reports the median of the per-pair time ratios f/base: on shared, noisy
+// machines only paired ratios are stable. It returns how many times it
+// called f.
+func pairedRatio(b *testing.B, unit string, base, f func()) int {
 	const block = 64
 	var ratios []float64
-	calls := e.redisCalls.Load()
 	for b.Loop() {
 		start := time.Now()
 		for range block {
-			e.call(b, e.bare)
+			base()
 		}
-		bare := time.Since(start)
+		took := time.Since(start)
 		start = time.Now()
 		for range block {
-			e.call(b, h)
+			f()
 		}
-		ratios = append(ratios, float64(time.Since(start))/float64(bare))
+		ratios = append(ratios, float64(time.Since(start))/float64(took))
 	}
 	slices.Sort(ratios)
 	b.ReportMetric(ratios[len(ratios)/2], unit)
-	b.ReportMetric(float64(e.redisCalls.Load()-calls)/float64(len(ratios)*block), "redis-calls/call")
 	b.ReportMetric(0, "ns/op") // a loop iteration is 128 calls; the ratio is the result
+	return len(ratios) * block
 }
