@@ -69,9 +69,9 @@ var (
 	}
 )
 
-// isPostgres reports whether dsn names a PostgreSQL database rather than a
-// SQLite file.
-func isPostgres(dsn string) bool {
+// IsPostgres reports whether dsn names a PostgreSQL database, which
+// servers on several machines can share, rather than a SQLite file.
+func IsPostgres(dsn string) bool {
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 

@@ -110,7 +110,7 @@ type DB struct {
 // Any other dsn is the path of a SQLite file, created with its parent
 // directory (mode 0700) if missing.
 func Open(ctx context.Context, dsn string) (*DB, error) {
-	if isPostgres(dsn) {
+	if IsPostgres(dsn) {
 		sqlDB, closePool, err := openPostgres(ctx, dsn)
 		if err != nil {
 			// The URL may hold a password: it stays out of the message.

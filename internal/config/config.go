@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connectguard/guard/store"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -269,7 +270,7 @@ func (c *Config) Validate() error {
 	switch {
 	case c.DB == "":
 		bad("-db must not be empty")
-	case strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://"):
+	case store.IsPostgres(c.DB):
 		// url.Parse's message would quote the URL, password included.
 		if _, err := url.Parse(c.DB); err != nil {
 			bad("-db: the URL does not parse; write postgres://[user@]host:port/database[?sslmode=...&search_path=schema], such as postgres://guard@127.0.0.1:5432/guard")

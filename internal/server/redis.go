@@ -12,6 +12,7 @@ import (
 	"github.com/connectguard/guard/internal/invalidation"
 	"github.com/connectguard/guard/internal/lockout"
 	"github.com/connectguard/guard/internal/lockout/redislockout"
+	"github.com/connectguard/guard/store"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -34,6 +35,9 @@ type shared struct {
 // outage, and finds Redis when it answers.
 func newShared(ctx context.Context, cfg config.Config, log *slog.Logger) (shared, error) {
 	if cfg.Redis == "" {
+		if store.IsPostgres(cfg.DB) {
+			log.Warn("the database is shared but -redis is not set: each replica counts rate limits and failed logins alone (N replicas grant N times the budgets and the password guesses); set -redis to share them")
+		}
 		return shared{close: func() {}}, nil
 	}
 	opts, err := redislimiter.ClientOptions(cfg.Redis)
