@@ -81,7 +81,9 @@ ts-typecheck: $(TS)/node_modules ## typecheck the generated TypeScript
 	cd $(TS) && npm run --silent typecheck
 
 # ./interceptors/... includes redislimiter's BenchmarkAllow: a decision in
-# Redis at 127.0.0.1:6379 beside ratelimit.Memory (skipped without Redis).
+# Redis at 127.0.0.1:6379 beside ratelimit.Memory (skipped without Redis);
+# ./internal/server's BenchmarkGetNoteEngines needs PostgreSQL at
+# 127.0.0.1:5432 (skipped without it; see internal/pgtest).
 .PHONY: bench
 bench: ## benchmarks: full chain vs bare handler (paired ratio), token verify, key probes
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 . ./internal/server/ ./internal/token/ ./internal/lockout/... ./internal/boundedmap/ ./internal/password/ ./service/auth/ ./interceptors/...
