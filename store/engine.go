@@ -237,11 +237,6 @@ func (t txn) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 	return t.tx.ExecContext(ctx, query, args...)
 }
 
-func (t txn) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	query, args = t.eng.rebind(query, args)
-	return t.tx.QueryContext(ctx, query, args...)
-}
-
 func (t txn) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	query, args = t.eng.rebind(query, args)
 	return t.tx.QueryRowContext(ctx, query, args...)
