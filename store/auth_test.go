@@ -112,9 +112,9 @@ func dump(t *testing.T, db *store.DB) string {
 }
 
 // versions returns the applied schema versions in order.
-func versions(t *testing.T, db *sql.DB) []int {
+func versions(t *testing.T, db *store.DB) []int {
 	t.Helper()
-	rows, err := db.QueryContext(t.Context(), "SELECT version FROM schema_migrations ORDER BY version")
+	rows, err := store.RawSQL(db).QueryContext(t.Context(), "SELECT version FROM schema_migrations ORDER BY version")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestMigrationAuth(t *testing.T) {
 	t.Run("fresh_database", func(t *testing.T) {
 		t.Parallel()
 		db := openSQLite(t)
-		if got, want := versions(t, store.SQL(db)), []int{1, 2, 3}; !slices.Equal(got, want) {
+		if got, want := versions(t, db), []int{1, 2, 3}; !slices.Equal(got, want) {
 			t.Errorf("schema_migrations versions = %v, want %v", got, want)
 		}
 		// The per-request cookie lookup must use the index, not scan sessions.
@@ -201,7 +201,7 @@ func TestMigrationAuth(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Open(version 1 database) error = %v", err)
 		}
-		if got, want := versions(t, store.SQL(db)), []int{1, 2, 3}; !slices.Equal(got, want) {
+		if got, want := versions(t, db), []int{1, 2, 3}; !slices.Equal(got, want) {
 			t.Errorf("schema_migrations versions after upgrade = %v, want %v", got, want)
 		}
 		s, err := db.Session(ctx, "s1")
@@ -222,7 +222,7 @@ func TestMigrationAuth(t *testing.T) {
 		}
 
 		db = openPath(t, path)
-		if got, want := versions(t, store.SQL(db)), []int{1, 2, 3}; !slices.Equal(got, want) {
+		if got, want := versions(t, db), []int{1, 2, 3}; !slices.Equal(got, want) {
 			t.Errorf("schema_migrations versions after reopen = %v, want %v", got, want)
 		}
 		if _, err := db.SessionByCookie(ctx, hash("cookie")); err != nil {

@@ -41,19 +41,7 @@ func TestPostgresMigrations(t *testing.T) {
 	if store.Engine(db) != "postgres" {
 		t.Fatalf("engine = %s, want postgres", store.Engine(db))
 	}
-	rows, err := store.RawSQL(db).QueryContext(t.Context(), "SELECT version FROM schema_migrations ORDER BY version")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var got []int
-	for rows.Next() {
-		var v int
-		if err := rows.Scan(&v); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, v)
-	}
+	got := versions(t, db)
 	if want := []int{1, 2, 3}; !slices.Equal(got, want) {
 		t.Errorf("schema_migrations versions = %v, want %v", got, want)
 	}

@@ -128,22 +128,7 @@ func TestOpen(t *testing.T) {
 		for i := range files {
 			want = append(want, i+1)
 		}
-		rows, err := store.SQL(db).QueryContext(ctx, "SELECT version FROM schema_migrations ORDER BY version")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var got []int
-		for rows.Next() {
-			var v int
-			if err := rows.Scan(&v); err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, v)
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
+		got := versions(t, db)
 		if !slices.Equal(got, want) {
 			t.Errorf("schema_migrations versions = %v, want %v", got, want)
 		}
