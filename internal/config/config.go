@@ -57,6 +57,11 @@ type Config struct {
 	RedisLockoutOnFailure  string        // lockouts: local or closed
 	RedisLockoutPrefix     string        // of the lockout keys in Redis
 	RedisChannel           string        // pub/sub channel of the invalidations
+	PprofAddr              string        // private pprof and expvar listener; empty for none
+	PprofAllowRemote       bool          // let PprofAddr be beyond loopback
+	// Bare serves the handlers with no security at all, for the load
+	// harness to compare against; it exists only in guardload builds.
+	Bare bool
 }
 
 // Parse reads args (without the program name) and the environment through
@@ -147,6 +152,11 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	fs.Usage = func() {
 		fmt.Fprintln(out, "Usage: guard [flags]\n\nEvery flag can also be set by the environment variable named after it.\nGUARD_ADMIN_PASSWORD (environment only) sets the first admin's password;\nwithout it a random one is printed once.\n\nFlags:")
 		fs.PrintDefaults()
+	}
+	str(&c.PprofAddr, "pprof-addr", "", "address of a private listener serving /debug/pprof/ and /debug/vars (expvar) for profiling; loopback only unless -pprof-allow-remote; empty for none")
+	boolean(&c.PprofAllowRemote, "pprof-allow-remote", false, "let -pprof-addr listen beyond loopback: profiles reveal memory contents and cost CPU, so anyone who can reach it must be trusted")
+	if bareAllowed {
+		fs.BoolVar(&c.Bare, "bare", false, "load harness only: serve the handlers with no security")
 	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -275,6 +285,9 @@ func (c *Config) Validate() error {
 		if _, err := url.Parse(c.DB); err != nil {
 			bad("-db: the URL does not parse; write postgres://[user@]host:port/database[?sslmode=...&search_path=schema], such as postgres://guard@127.0.0.1:5432/guard")
 		}
+	}
+	if c.PprofAddr != "" && !c.PprofAllowRemote && !loopback(c.PprofAddr) {
+		bad("-pprof-addr: %s is not a loopback address; profiles reveal memory contents (tokens, keys) to whoever reads them: listen on 127.0.0.1, or set -pprof-allow-remote if only trusted hosts can reach it", c.PprofAddr)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("-tls-cert and -tls-key: set both to serve HTTPS, or neither")

@@ -233,6 +233,8 @@ func TestParse_refuses(t *testing.T) {
 		{"redis_prefixes_equal", []string{"-redis-lockout-prefix", "guard:rl:"}, nil, []string{"-redis-lockout-prefix", "differ from -redis-prefix"}},
 		{"redis_channel_empty", []string{"-redis-channel", ""}, nil, []string{"-redis-channel"}},
 		{"redis_password_in_flag", []string{"-redis", "redis://:s3cret@10.0.0.5:6379/0"}, nil, []string{"-redis", "password", "ps", "GUARD_REDIS"}},
+		{"pprof_beyond_loopback", []string{"-pprof-addr", "0.0.0.0:6060"}, nil, []string{"-pprof-addr", "not a loopback address", "-pprof-allow-remote"}},
+		{"bare_without_the_harness_build", []string{"-bare"}, nil, []string{"bare"}},
 		{"db_password_in_flag", []string{"-db", "postgres://guard:s3cret@10.0.0.5:5432/guard"}, nil, []string{"-db", "password", "ps", "GUARD_DB"}},
 		{"db_garbage", nil, env{"GUARD_DB": "postgres://u:s3cret@host:54%zz/guard"}, []string{"-db", "does not parse"}},
 		{"every_problem_at_once", []string{"-cors-origins", "*", "-max-body-bytes", "10"}, nil, []string{"wildcard", "-max-body-bytes"}},

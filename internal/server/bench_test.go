@@ -88,10 +88,6 @@ func newBenchEnvLimits(b testing.TB, sharedLimits bool, args ...string) *benchEn
 	if err != nil {
 		b.Fatal(err)
 	}
-	bare := http.NewServeMux()
-	for _, s := range services {
-		bare.Handle(s.mount())
-	}
 	authnOnly := func(v *auth.Service) http.Handler {
 		descs := make([]protoreflect.ServiceDescriptor, len(services))
 		for i, s := range services {
@@ -142,7 +138,7 @@ func newBenchEnvLimits(b testing.TB, sharedLimits bool, args ...string) *benchEn
 	if err != nil {
 		b.Fatal(err)
 	}
-	e.bare, e.full, e.token, e.body = bare, full, tok, body
+	e.bare, e.full, e.token, e.body = bare(services), full, tok, body
 	e.authnHit, e.authnMiss = authnOnly(deps.auth), authnOnly(uncached)
 	return e
 }

@@ -105,6 +105,18 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	if cfg.Bare {
+		log.Error("-bare: serving with NO SECURITY (no authentication, authorization, validation or limits), for the load harness only")
+		h = bare(services)
+	}
+	if cfg.PprofAddr != "" {
+		pln, err := net.Listen("tcp", cfg.PprofAddr)
+		if err != nil {
+			return fmt.Errorf("-pprof-addr: %w", err)
+		}
+		log.Info("serving pprof and expvar", "addr", pln.Addr().String())
+		background.Go(func() { servePprof(bg, pln, log) })
+	}
 
 	var tlsConfig *tls.Config
 	if cfg.TLSCert != "" {
@@ -335,6 +347,16 @@ func mount(cfg config.Config, services []service, d deps) (http.Handler, error) 
 		mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, plain))
 	}
 	return g.Handler(mux), nil
+}
+
+// bare serves the services' handlers with nothing in front: what the load
+// harness compares the secured server against (-bare, guardload builds).
+func bare(services []service) http.Handler {
+	mux := http.NewServeMux()
+	for _, s := range services {
+		mux.Handle(s.mount())
+	}
+	return mux
 }
 
 // auditStore records audit events in the database.
