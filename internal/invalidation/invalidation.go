@@ -2,7 +2,8 @@
 // that made them to every other replica of the server, so that each drops
 // what it cached at once: a user's credential state after a logout, a
 // password change, a role change, disabling, an API-key revocation or a
-// reused refresh token; the signing keys after a rotation.
+// reused refresh token; the signing keys after a rotation; a note and who
+// may read it after an update, a share or a deletion (service/notes).
 //
 // # Push, with the cache's expiry as the backstop
 //
@@ -56,6 +57,8 @@ const (
 	User Kind = 'u'
 	// Keys: the signing keys changed: reload them.
 	Keys Kind = 'k'
+	// Note: a note or its shares changed: drop what is cached of it.
+	Note Kind = 'n'
 )
 
 // Event is one change.
@@ -63,6 +66,26 @@ type Event struct {
 	Kind Kind
 	// UserID is the user whose state changed (User).
 	UserID string
+	// NoteID is the note that changed (Note).
+	NoteID string
+}
+
+// Handlers applies each event, and each resync, to every handler in turn:
+// one subscription for every service that caches.
+type Handlers []Handler
+
+// Apply implements Handler.
+func (hs Handlers) Apply(ctx context.Context, e Event) {
+	for _, h := range hs {
+		h.Apply(ctx, e)
+	}
+}
+
+// Resync implements Handler.
+func (hs Handlers) Resync(ctx context.Context) {
+	for _, h := range hs {
+		h.Resync(ctx)
+	}
 }
 
 // Handler applies what other replicas announce.
@@ -76,23 +99,26 @@ type Handler interface {
 }
 
 // encode is the message of e from the replica origin:
-// "<origin>|<kind>|<user id>".
+// "<origin>|<kind>|<user or note id>".
 func encode(origin string, e Event) string {
-	return origin + "|" + string(e.Kind) + "|" + e.UserID
+	return origin + "|" + string(e.Kind) + "|" + e.UserID + e.NoteID
 }
 
 // decode parses a message; ok is false for one this version does not
 // know, which its receiver answers with a resync.
 func decode(msg string) (origin string, e Event, ok bool) {
 	origin, rest, ok1 := strings.Cut(msg, "|")
-	kind, user, ok2 := strings.Cut(rest, "|")
+	kind, id, ok2 := strings.Cut(rest, "|")
 	if !ok1 || !ok2 || len(kind) != 1 {
 		return "", Event{}, false
 	}
-	e = Event{Kind: Kind(kind[0]), UserID: user}
+	e = Event{Kind: Kind(kind[0])}
 	switch {
-	case e.Kind == User && user != "":
-	case e.Kind == Keys && user == "":
+	case e.Kind == User && id != "":
+		e.UserID = id
+	case e.Kind == Keys && id == "":
+	case e.Kind == Note && id != "":
+		e.NoteID = id
 	default:
 		return "", Event{}, false
 	}

@@ -76,25 +76,26 @@ func TestDelivery(t *testing.T) {
 	run(t, a, ha)
 	run(t, b, hb)
 	ctx := context.Background()
-	for _, e := range []invalidation.Event{{Kind: invalidation.User, UserID: "u1"}, {Kind: invalidation.Keys}} {
+	for _, e := range []invalidation.Event{{Kind: invalidation.User, UserID: "u1"}, {Kind: invalidation.Keys}, {Kind: invalidation.Note, NoteID: "n1"}} {
 		if err := a.Publish(ctx, e); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "B receives both events", func() bool { ev, _ := hb.state(); return len(ev) == 2 })
-	if ev, _ := hb.state(); ev[0] != (invalidation.Event{Kind: invalidation.User, UserID: "u1"}) || ev[1].Kind != invalidation.Keys {
+	waitFor(t, "B receives the three events", func() bool { ev, _ := hb.state(); return len(ev) == 3 })
+	if ev, _ := hb.state(); ev[0] != (invalidation.Event{Kind: invalidation.User, UserID: "u1"}) || ev[1] != (invalidation.Event{Kind: invalidation.Keys}) ||
+		ev[2] != (invalidation.Event{Kind: invalidation.Note, NoteID: "n1"}) {
 		t.Errorf("B got %+v", ev)
 	}
-	for _, garbage := range []string{"x|z|", "no separators", "x|u|", "x|k|u1"} {
+	for _, garbage := range []string{"x|z|", "no separators", "x|u|", "x|k|u1", "x|n|"} {
 		if err := client.Publish(ctx, channel, garbage).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "B resyncs on each unknown message", func() bool { _, n := hb.state(); return n == 5 })
+	waitFor(t, "B resyncs on each unknown message", func() bool { _, n := hb.state(); return n == 6 })
 	// A's own events came back to it and were skipped: it saw only the
 	// garbage.
-	if ev, n := ha.state(); len(ev) != 0 || n != 5 {
-		t.Errorf("A applied %+v and resynced %d times, want nothing and 5", ev, n)
+	if ev, n := ha.state(); len(ev) != 0 || n != 6 {
+		t.Errorf("A applied %+v and resynced %d times, want nothing and 6", ev, n)
 	}
 }
 

@@ -32,6 +32,7 @@ import (
 	"github.com/connectguard/guard/interceptors/policy"
 	"github.com/connectguard/guard/interceptors/ratelimit"
 	"github.com/connectguard/guard/internal/config"
+	"github.com/connectguard/guard/internal/invalidation"
 	"github.com/connectguard/guard/internal/lockout"
 	"github.com/connectguard/guard/internal/pagetoken"
 	"github.com/connectguard/guard/internal/password"
@@ -99,7 +100,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer func() { stopBG(); background.Wait() }()
 	background.Go(func() { deps.auth.WatchKeys(bg) })
 	if sh.bus != nil {
-		background.Go(func() { sh.bus.Run(bg, deps.auth) })
+		background.Go(func() { sh.bus.Run(bg, invalidation.Handlers{deps.auth, deps.notes}) })
 	}
 	h, err := mount(cfg, services, deps)
 	if err != nil {
@@ -236,9 +237,10 @@ func newTable(services []protoreflect.ServiceDescriptor) (*policy.Table, error) 
 
 // deps are what the security layer needs from the services.
 type deps struct {
-	log  *slog.Logger
-	auth *auth.Service // verifies every kind of credential
-	jwks http.Handler  // public signing keys; nil serves none
+	log   *slog.Logger
+	auth  *auth.Service  // verifies every kind of credential
+	notes *notes.Service // caches access to notes
+	jwks  http.Handler   // public signing keys; nil serves none
 	// audit stores audit events; resolvers check ownership per kind.
 	audit     guard.AuditRecorder
 	resolvers map[string]guard.Resolver
@@ -272,7 +274,11 @@ func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *p
 		authOpts = append(authOpts, auth.WithPublisher(sh.bus))
 	}
 	authSvc := auth.New(db, hasher, tokens, keys, lockouts, log, authOpts...)
-	notesSvc := notes.New(db, pages, log)
+	var notesOpts []notes.Option
+	if sh.bus != nil {
+		notesOpts = append(notesOpts, notes.WithPublisher(sh.bus))
+	}
+	notesSvc := notes.New(db, pages, log, notesOpts...)
 	impl := implementations{
 		auth:  authSvc,
 		notes: notesSvc,
@@ -289,6 +295,7 @@ func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *p
 		auth:      authSvc,
 		jwks:      authSvc.JWKSHandler(),
 		audit:     auditStore{db},
+		notes:     notesSvc,
 		resolvers: map[string]guard.Resolver{"note": notesSvc},
 		limiter:   sh.limiter,
 	}, nil

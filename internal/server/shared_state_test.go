@@ -65,7 +65,7 @@ func TestReplicasShareSecurityState(t *testing.T) {
 			t.Fatalf("CreateUser %s on A: HTTP %d %s", email, res.StatusCode, body)
 		}
 	}
-	for _, u := range []string{"lock@example.com", "logout@example.com", "reuse@example.com", "key@example.com"} {
+	for _, u := range []string{"lock@example.com", "logout@example.com", "reuse@example.com", "key@example.com", "noteowner@example.com", "notewriter@example.com"} {
 		createUser(u)
 	}
 	replicaLogin(t, b, "lock@example.com", "a long test password 1")
@@ -108,6 +108,49 @@ func TestReplicasShareSecurityState(t *testing.T) {
 			t.Fatalf("Logout on A: HTTP %d %s", res.StatusCode, body)
 		}
 		refusedOn(t, b, "/guard.auth.v1.AuthService/WhoAmI", access, `{}`)
+	})
+
+	t.Run("note_share_demoted_on_A_holds_on_B", func(t *testing.T) {
+		owner, _ := replicaSession(t, a, "noteowner@example.com", "192.0.2.12")
+		writer, _ := replicaSession(t, b, "notewriter@example.com", "192.0.2.12")
+		_, who := call(t, b, "/guard.auth.v1.AuthService/WhoAmI", writer, "192.0.2.12", `{}`)
+		var me struct{ User struct{ ID string } }
+		if err := json.Unmarshal([]byte(who), &me); err != nil || me.User.ID == "" {
+			t.Fatalf("WhoAmI: %s", who)
+		}
+		_, created := call(t, a, "/guard.notes.v1.NoteService/CreateNote", owner, "192.0.2.12", `{"title":"t0","body":"b"}`)
+		var note struct{ Note struct{ ID string } }
+		if err := json.Unmarshal([]byte(created), &note); err != nil || note.Note.ID == "" {
+			t.Fatalf("CreateNote on A: %s", created)
+		}
+		shareAs := func(perm string) {
+			t.Helper()
+			res, body := call(t, a, "/guard.notes.v1.NoteService/ShareNote", owner, "192.0.2.12",
+				`{"id":"`+note.Note.ID+`","userId":"`+me.User.ID+`","permission":"`+perm+`"}`)
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("ShareNote %s on A: HTTP %d %s", perm, res.StatusCode, body)
+			}
+		}
+		update := func(title string) (*http.Response, string) {
+			return call(t, b, "/guard.notes.v1.NoteService/UpdateNote", writer, "192.0.2.12",
+				`{"note":{"id":"`+note.Note.ID+`","title":"`+title+`"},"updateMask":"title"}`)
+		}
+		shareAs("SHARE_PERMISSION_WRITER")
+		if res, body := update("t1"); res.StatusCode != http.StatusOK { // B caches the writer's access
+			t.Fatalf("UpdateNote on B as writer: HTTP %d %s", res.StatusCode, body)
+		}
+		shareAs("SHARE_PERMISSION_READER")
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			res, body := update("defaced")
+			if res.StatusCode == http.StatusForbidden && strings.Contains(body, "permission_denied") {
+				break
+			}
+			if res.StatusCode != http.StatusOK || time.Now().After(deadline) {
+				t.Fatalf("UpdateNote on B after the demotion on A: HTTP %d %s, want 403 permission_denied within 10 s", res.StatusCode, body)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	})
 
 	t.Run("refresh_token_reuse_across_replicas_revokes_the_session", func(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	policyv1 "github.com/connectguard/guard/gen/guard/policy/v1"
 	"github.com/connectguard/guard/interceptors/authn"
 	"github.com/connectguard/guard/interceptors/ownership"
+	"github.com/connectguard/guard/internal/invalidation"
 	"github.com/connectguard/guard/internal/pagetoken"
 	"github.com/connectguard/guard/internal/rpcerr"
 	"github.com/connectguard/guard/store"
@@ -41,19 +42,65 @@ type Service struct {
 	store Store
 	pages *pagetoken.Codec
 	log   *slog.Logger
+	// cache answers the access checks of callers who repeat a read; every
+	// write below drops the note from it (see accessCache).
+	cache     *accessCache
+	publisher Publisher
 }
+
+// Publisher tells every other replica of a change this one made
+// (invalidation.Redis).
+type Publisher interface {
+	Publish(ctx context.Context, e invalidation.Event) error
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithPublisher announces every change of a note or its shares to the
+// other replicas, which drop the note from their caches at once.
+func WithPublisher(p Publisher) Option { return func(s *Service) { s.publisher = p } }
 
 var _ notesv1connect.NoteServiceHandler = (*Service)(nil)
 
-// New returns a Service.
-func New(st Store, pages *pagetoken.Codec, log *slog.Logger) *Service {
-	return &Service{store: st, pages: pages, log: log}
+// New returns a Service. Every write to notes and their shares must go
+// through it, so that its access cache stays exact.
+func New(st Store, pages *pagetoken.Codec, log *slog.Logger, opts ...Option) *Service {
+	s := &Service{store: st, pages: pages, log: log, cache: newAccessCache(time.Now)}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
+
+// changed drops the note noteID from this replica's cache and announces
+// the change to the others. It runs after the write, whether it failed or
+// not: a write that failed may still have committed.
+func (s *Service) changed(ctx context.Context, noteID string) {
+	s.cache.invalidate(noteID)
+	if s.publisher != nil {
+		// The change is committed: the caller's cancellation does not stop
+		// the message. A failure is the publisher's to log; the others'
+		// cacheTTL covers what they miss.
+		_ = s.publisher.Publish(context.WithoutCancel(ctx), invalidation.Event{Kind: invalidation.Note, NoteID: noteID})
+	}
+}
+
+// Apply implements invalidation.Handler: a change another replica made.
+func (s *Service) Apply(_ context.Context, e invalidation.Event) {
+	if e.Kind == invalidation.Note {
+		s.cache.invalidate(e.NoteID)
+	}
+}
+
+// Resync implements invalidation.Handler: changes may have been missed,
+// so the whole cache is dropped.
+func (s *Service) Resync(context.Context) { s.cache.invalidateAll() }
 
 // Access implements ownership.Resolver for the "note" resource kind. It
 // hands the note it read to the handler (see GetNote).
 func (s *Service) Access(ctx context.Context, id string, p *authn.Principal) (policyv1.Access, any, error) {
-	n, perm, err := s.store.NoteAccess(ctx, id, p.UserID)
+	n, perm, err := s.cachedAccess(ctx, id, p.UserID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return policyv1.Access_ACCESS_UNSPECIFIED, nil, ownership.ErrNotFound
@@ -149,6 +196,7 @@ func (s *Service) UpdateNote(ctx context.Context, req *connect.Request[notesv1.U
 		}
 	}
 	n, err := s.store.UpdateNote(ctx, in.GetId(), title, body)
+	s.changed(ctx, in.GetId())
 	if err != nil {
 		return nil, rpcerr.FromStore(ctx, s.log, "note", err)
 	}
@@ -157,7 +205,9 @@ func (s *Service) UpdateNote(ctx context.Context, req *connect.Request[notesv1.U
 
 // DeleteNote implements NoteService.
 func (s *Service) DeleteNote(ctx context.Context, req *connect.Request[notesv1.DeleteNoteRequest]) (*connect.Response[notesv1.DeleteNoteResponse], error) {
-	if err := s.store.DeleteNote(ctx, req.Msg.GetId()); err != nil {
+	err := s.store.DeleteNote(ctx, req.Msg.GetId())
+	s.changed(ctx, req.Msg.GetId())
+	if err != nil {
 		return nil, rpcerr.FromStore(ctx, s.log, "note", err)
 	}
 	return connect.NewResponse(&notesv1.DeleteNoteResponse{}), nil
@@ -176,7 +226,9 @@ func (s *Service) ShareNote(ctx context.Context, req *connect.Request[notesv1.Sh
 	if req.Msg.GetPermission() == notesv1.SharePermission_SHARE_PERMISSION_WRITER {
 		perm = store.PermissionWrite
 	}
-	if err := s.store.ShareNote(ctx, req.Msg.GetId(), req.Msg.GetUserId(), perm); err != nil {
+	err = s.store.ShareNote(ctx, req.Msg.GetId(), req.Msg.GetUserId(), perm)
+	s.changed(ctx, req.Msg.GetId())
+	if err != nil {
 		return nil, rpcerr.FromStore(ctx, s.log, "note or user", err)
 	}
 	return connect.NewResponse(&notesv1.ShareNoteResponse{}), nil
