@@ -132,15 +132,16 @@ func (i *Interceptor) check(ctx context.Context, procedure string, msg any) (any
 	if !ok {
 		return nil, connect.NewError(connect.CodeInternal, errors.New("internal error"))
 	}
-	notFound := connect.NewError(connect.CodeNotFound, fmt.Errorf("%s not found", own.Resource))
+	// Made only when refusing: an allowed call allocates no error.
+	notFound := func() error { return connect.NewError(connect.CodeNotFound, fmt.Errorf("%s not found", own.Resource)) }
 	id := own.ResourceID(m.ProtoReflect())
 	if id == "" {
-		return nil, notFound
+		return nil, notFound()
 	}
 	have, loaded, err := i.resolvers[own.Resource].Access(ctx, id, p)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return nil, notFound
+		return nil, notFound()
 	case err != nil:
 		if ce := new(connect.Error); errors.As(err, &ce) {
 			return nil, ce
@@ -149,7 +150,7 @@ func (i *Interceptor) check(ctx context.Context, procedure string, msg any) (any
 			"request_id", requestid.From(ctx), "error", err)
 		return nil, requestid.InternalError(ctx)
 	case have == policyv1.Access_ACCESS_UNSPECIFIED:
-		return nil, notFound
+		return nil, notFound()
 	case have < own.Access:
 		return nil, connect.NewError(connect.CodePermissionDenied,
 			fmt.Errorf("%s access to this %s is required", policy.AccessName(own.Access), own.Resource))
