@@ -88,6 +88,15 @@ ts-typecheck: $(TS)/node_modules ## typecheck the generated TypeScript
 bench: ## benchmarks: full chain vs bare handler (paired ratio), token verify, key probes
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 . ./internal/server/ ./internal/token/ ./internal/lockout/... ./internal/boundedmap/ ./internal/password/ ./service/auth/ ./interceptors/...
 
+# Builds its own server (-tags guardload), starts a full and a bare one on
+# loopback and prints Markdown tables (docs/performance.md); 1 min 40 s on
+# two cores, 2 min 40 s with an empty build cache. Not part of make test.
+# Narrower runs: make load LOAD_FLAGS='-protocols=grpc -c=64 -duration=5s'
+# (go run ./internal/cmd/load -h lists the flags).
+.PHONY: load
+load: ## load test of the whole server: full security chain vs bare, per protocol and concurrency (ratios)
+	$(GO) run ./internal/cmd/load -go=$(GO) $(LOAD_FLAGS)
+
 # One target after another, each with one worker (the fuzzer takes every
 # core otherwise) and at most 5s spent minimizing each new input: the
 # default 60s, on a multi-kilobyte descriptor, would eat a bounded run.
