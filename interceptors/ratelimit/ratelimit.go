@@ -163,19 +163,19 @@ func (i *Interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		if req.Spec().IsClient {
 			return next(ctx, req)
 		}
-		d, line, err := i.check(ctx, req.Spec().Procedure, req.Peer())
+		hl, err := i.admit(ctx, req.Spec().Procedure, req.Peer())
 		if err != nil {
 			return nil, err
 		}
 		res, err := next(ctx, req)
 		if err == nil {
 			if res != nil {
-				setHeaders(res.Header(), line, d.States())
+				hl.set(res.Header())
 			}
 			return res, nil
 		}
 		if ce := new(connect.Error); errors.As(err, &ce) { // only on errors: ce escapes
-			setHeaders(ce.Meta(), line, d.States())
+			hl.set(ce.Meta())
 		}
 		return res, err
 	}
@@ -190,13 +190,27 @@ func (i *Interceptor) WrapStreamingClient(next connect.StreamingClientFunc) conn
 // call: it spends one of each budget when it opens.
 func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		d, line, err := i.check(ctx, conn.Spec().Procedure, conn.Peer())
+		hl, err := i.admit(ctx, conn.Spec().Procedure, conn.Peer())
 		if err != nil {
 			return err
 		}
-		setHeaders(conn.ResponseHeader(), line, d.States())
+		hl.set(conn.ResponseHeader())
 		return next(ctx, conn)
 	}
+}
+
+// admit decides a call and returns its RateLimit header lines; a refusal
+// (or the store's failure) is the error. It returns before the call runs,
+// and with it the decision's large frame: only the lines, two words and a
+// string, stay on the stack under the handler (the per-stream goroutines
+// of HTTP/2 start small, and every byte the chain keeps beneath the
+// handler is a byte the stack may have to grow, copying itself, per call).
+func (i *Interceptor) admit(ctx context.Context, procedure string, peer connect.Peer) (headerLines, error) {
+	d, line, err := i.check(ctx, procedure, peer)
+	if err != nil {
+		return headerLines{}, err
+	}
+	return newHeaderLines(line, d.States()), nil
 }
 
 // check decides a call, and returns the RateLimit-Policy line of its
@@ -265,7 +279,7 @@ func Error(d Decision) *connect.Error {
 	for _, st := range d.States() {
 		quotas = append(quotas, st.Quota)
 	}
-	setHeaders(err.Meta(), policyLine(quotas), d.States())
+	newHeaderLines(policyLine(quotas), d.States()).set(err.Meta())
 	return err
 }
 
@@ -289,21 +303,21 @@ const (
 	stateHeader  = "Ratelimit"
 )
 
-// setHeaders adds to h the RateLimit-Policy line of the quotas
+// headerLines are the RateLimit-Policy line of a decision's quotas
 // (policyLine) and the RateLimit line of their states:
 // `"<name>";q=<limit>;w=<window s>, ...` and
 // `"<name>";r=<remaining>;t=<s>, ...`, one line each per layer (the HTTP
 // layer's, the interceptor's). The policy line never changes for a set of
 // quotas, so callers make it once and share it; the state line costs one
 // string.
-func setHeaders(h http.Header, policy []string, states []QuotaState) {
+type headerLines struct {
+	policy []string
+	state  string
+}
+
+func newHeaderLines(policy []string, states []QuotaState) headerLines {
 	if len(states) == 0 {
-		return
-	}
-	if h[policyHeader] == nil {
-		h[policyHeader] = policy // shared: its capacity is its length, so a later append copies
-	} else {
-		h[policyHeader] = append(h[policyHeader], policy...)
+		return headerLines{}
 	}
 	var buf [64 * MaxQuotas]byte
 	line := buf[:0]
@@ -317,7 +331,20 @@ func setHeaders(h http.Header, policy []string, states []QuotaState) {
 		line = append(line, ";t="...)
 		line = strconv.AppendInt(line, int64((st.Reset+time.Second-1)/time.Second), 10)
 	}
-	h[stateHeader] = append(h[stateHeader], string(line))
+	return headerLines{policy: policy, state: string(line)}
+}
+
+// set adds the lines to h; nothing when there were no quotas.
+func (hl headerLines) set(h http.Header) {
+	if hl.state == "" {
+		return
+	}
+	if h[policyHeader] == nil {
+		h[policyHeader] = hl.policy // shared: its capacity is its length, so a later append copies
+	} else {
+		h[policyHeader] = append(h[policyHeader], hl.policy...)
+	}
+	h[stateHeader] = append(h[stateHeader], hl.state)
 }
 
 // policyLine returns the RateLimit-Policy field line of quotas, in a
@@ -362,30 +389,53 @@ func Middleware(l Limiter, requests int, window time.Duration, log *slog.Logger,
 	errw := connect.NewErrorWriter()
 	refusals := newRefusalLog(log, "per-IP rate limit refused a request")
 	line := policyLine([]Quota{{Name: "ip", Limit: requests, Window: window}})
+	m := &ipLimit{l: l, requests: requests, window: window, log: log, errw: errw, refusals: refusals, line: line}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip, ok := clientip.From(r.Context())
-		if !ok {
-			if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-				ip = ap.Addr()
-			}
-		}
-		network := clientip.Network(ip)
-		var buf [48]byte // one allocation for the key
-		q := Quota{Name: "ip", Key: string(network.AppendTo(append(buf[:0], "ip|"...))), Limit: requests, Window: window}
-		d, err := l.Allow(r.Context(), q)
-		switch {
-		case err != nil:
-			if log != nil {
-				log.ErrorContext(r.Context(), "rate limit store failed", "request_id", requestid.From(r.Context()), "error", err)
-			}
-			_ = errw.Write(w, r, requestid.InternalError(r.Context()))
-		case !d.Allowed:
-			refusals.refused(r.Context(), network.String(),
-				slog.String("path", r.URL.Path), slog.String("request_id", requestid.From(r.Context())))
-			_ = errw.Write(w, r, Error(d))
-		default:
-			setHeaders(w.Header(), line, d.States())
+		if m.admit(w, r) {
 			next.ServeHTTP(w, r)
 		}
 	})
+}
+
+// ipLimit is the per-IP budget of Middleware.
+type ipLimit struct {
+	l        Limiter
+	requests int
+	window   time.Duration
+	log      *slog.Logger
+	errw     *connect.ErrorWriter
+	refusals *refusalLog
+	line     []string
+}
+
+// admit decides r: it sets the RateLimit headers and reports true, or
+// answers the refusal (or the store's failure) and reports false. Its
+// frame, with the decision, is gone before the next handler runs (see
+// Interceptor.admit).
+func (m *ipLimit) admit(w http.ResponseWriter, r *http.Request) bool {
+	ip, ok := clientip.From(r.Context())
+	if !ok {
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			ip = ap.Addr()
+		}
+	}
+	network := clientip.Network(ip)
+	var buf [48]byte // one allocation for the key
+	q := Quota{Name: "ip", Key: string(network.AppendTo(append(buf[:0], "ip|"...))), Limit: m.requests, Window: m.window}
+	d, err := m.l.Allow(r.Context(), q)
+	switch {
+	case err != nil:
+		if m.log != nil {
+			m.log.ErrorContext(r.Context(), "rate limit store failed", "request_id", requestid.From(r.Context()), "error", err)
+		}
+		_ = m.errw.Write(w, r, requestid.InternalError(r.Context()))
+		return false
+	case !d.Allowed:
+		m.refusals.refused(r.Context(), network.String(),
+			slog.String("path", r.URL.Path), slog.String("request_id", requestid.From(r.Context())))
+		_ = m.errw.Write(w, r, Error(d))
+		return false
+	}
+	newHeaderLines(m.line, d.States()).set(w.Header())
+	return true
 }

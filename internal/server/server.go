@@ -338,7 +338,7 @@ func mount(cfg config.Config, services []service, d deps) (http.Handler, error) 
 	}
 	mux := http.NewServeMux()
 	for _, s := range services {
-		mux.Handle(s.mount(g.HandlerOptions()...))
+		mux.Handle(s.mount(append(g.HandlerOptions(), compressMinBytes)...))
 	}
 	if d.jwks != nil {
 		mux.Handle("GET /.well-known/jwks.json", d.jwks)
@@ -361,10 +361,18 @@ func mount(cfg config.Config, services []service, d deps) (http.Handler, error) 
 func bare(services []service) http.Handler {
 	mux := http.NewServeMux()
 	for _, s := range services {
-		mux.Handle(s.mount())
+		mux.Handle(s.mount(compressMinBytes))
 	}
 	return mux
 }
+
+// compressMinBytes leaves responses under 1 KiB uncompressed, whatever
+// the client accepts. connect-go compresses every response a client
+// accepts gzip for, which made flate's set-up a third of the server's CPU
+// on small answers such as GetNote (make load), for a few bytes saved;
+// and compressing a secret (a token, an API key) beside text a caller
+// chose is how compression oracles (CRIME, BREACH) read secrets.
+var compressMinBytes = connect.WithCompressMinBytes(1024)
 
 // auditStore records audit events in the database.
 type auditStore struct{ db *store.DB }

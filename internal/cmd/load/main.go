@@ -79,6 +79,9 @@ type options struct {
 	warmup      time.Duration
 	rounds      int
 	allH2C      bool
+	// profiles, if set, is a directory for CPU profiles of both servers
+	// during each protocol and concurrency.
+	profiles string
 }
 
 // settle is the unmeasured time before every round but a cell's first: the
@@ -97,6 +100,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 5, "rounds per protocol and concurrency, each measuring the full server and then the bare one for -duration/-rounds; the ratios are the median of the rounds'")
 	fs.BoolVar(&o.allH2C, "h2c", false, "send every protocol over h2c, as goclient.DefaultHTTPClient does for http:// URLs; by default only gRPC uses h2c and the others HTTP/1.1, as browsers, curl and most proxies send them")
 	fs.StringVar(&o.goCmd, "go", "go", "the go command that builds the server")
+	fs.StringVar(&o.profiles, "cpuprofile", "", "directory to write CPU profiles of both servers in, one per protocol, concurrency and mode (<protocol>-c<c>-<full|bare>.pprof), taken over -duration while they are measured")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
@@ -233,7 +237,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	for _, p := range o.protocols {
 		for _, c := range o.concurrency {
 			l := load{protocol: p, transport: o.transport(p), c: c, token: token, noteID: noteID}
+			profiled := make(chan error, 2)
+			for _, s := range []*server{full, bare} {
+				if o.profiles == "" {
+					profiled <- nil
+					continue
+				}
+				go func() {
+					profiled <- cpuProfile(ctx, s, filepath.Join(o.profiles, fmt.Sprintf("%s-c%d-%s.pprof", p, c, s.mode)), o.warmup+o.duration)
+				}()
+			}
 			r, err := measurePair(ctx, full, bare, l, rs)
+			for range 2 {
+				if perr := <-profiled; err == nil && perr != nil {
+					err = perr
+				}
+			}
 			if err != nil {
 				return fmt.Errorf("%s c=%d: %w", p, c, err)
 			}
@@ -247,6 +266,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("%d calls failed (see the table)", failed)
 	}
 	return nil
+}
+
+// cpuProfile writes a CPU profile of s taken over d to path.
+func cpuProfile(ctx context.Context, s *server, path string, d time.Duration) error {
+	secs := max(1, int(d.Round(time.Second)/time.Second))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.pprof, secs), nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("CPU profile: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("CPU profile: HTTP %d", res.StatusCode)
+	}
+	f, err := os.Create(path) //nolint:gosec // the operator's own -cpuprofile directory
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, res.Body); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // seed creates what the workload reads, through the full server as a user
@@ -310,7 +355,8 @@ func checkModes(ctx context.Context, fullURL, bareURL, noteID string) error {
 type server struct {
 	mode string // full or bare
 	url  string
-	vars string // expvar URL on its -pprof-addr
+	vars  string // expvar URL on its -pprof-addr
+	pprof string // its -pprof-addr
 	pid  int
 	cmd  *exec.Cmd
 	logs *tail
@@ -324,7 +370,7 @@ func startServer(ctx context.Context, mode, bin string, args, env []string) (*se
 	if err != nil {
 		return nil, err
 	}
-	s := &server{mode: mode, vars: "http://" + pprofAddr + "/debug/vars", logs: &tail{}, done: make(chan struct{})}
+	s := &server{mode: mode, vars: "http://" + pprofAddr + "/debug/vars", pprof: pprofAddr, logs: &tail{}, done: make(chan struct{})}
 	s.cmd = exec.Command(bin, append([]string{"-addr=127.0.0.1:0", "-pprof-addr=" + pprofAddr}, args...)...) //nolint:gosec // the server this run built
 	s.cmd.Env = env
 	s.cmd.Stderr = s.logs
