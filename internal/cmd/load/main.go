@@ -353,14 +353,14 @@ func checkModes(ctx context.Context, fullURL, bareURL, noteID string) error {
 
 // server is a running server process.
 type server struct {
-	mode string // full or bare
-	url  string
+	mode  string // full or bare
+	url   string
 	vars  string // expvar URL on its -pprof-addr
 	pprof string // its -pprof-addr
-	pid  int
-	cmd  *exec.Cmd
-	logs *tail
-	done chan struct{} // closed when the process has exited
+	pid   int
+	cmd   *exec.Cmd
+	logs  *tail
+	done  chan struct{} // closed when the process has exited
 }
 
 // startServer runs bin with args on a free loopback port and waits until
