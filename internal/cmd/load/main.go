@@ -79,8 +79,8 @@ type options struct {
 	warmup      time.Duration
 	rounds      int
 	allH2C      bool
-	// profiles, if set, is a directory for CPU profiles of both servers
-	// during each protocol and concurrency.
+	// profiles, if set, is a directory for CPU and allocation profiles of
+	// both servers during each protocol and concurrency.
 	profiles string
 }
 
@@ -100,7 +100,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 5, "rounds per protocol and concurrency, each measuring the full server and then the bare one for -duration/-rounds; the ratios are the median of the rounds'")
 	fs.BoolVar(&o.allH2C, "h2c", false, "send every protocol over h2c, as goclient.DefaultHTTPClient does for http:// URLs; by default only gRPC uses h2c and the others HTTP/1.1, as browsers, curl and most proxies send them")
 	fs.StringVar(&o.goCmd, "go", "go", "the go command that builds the server")
-	fs.StringVar(&o.profiles, "cpuprofile", "", "directory to write CPU profiles of both servers in, one per protocol, concurrency and mode (<protocol>-c<c>-<full|bare>.pprof), taken over -duration while they are measured")
+	fs.StringVar(&o.profiles, "profiles", "", "directory to write CPU and allocation profiles of both servers in, one per protocol, concurrency and mode (<protocol>-c<c>-<full|bare>-<profile|allocs>.pprof), taken over -duration while they are measured")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
@@ -237,18 +237,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	for _, p := range o.protocols {
 		for _, c := range o.concurrency {
 			l := load{protocol: p, transport: o.transport(p), c: c, token: token, noteID: noteID}
-			profiled := make(chan error, 2)
+			profiled := make(chan error, 4)
 			for _, s := range []*server{full, bare} {
-				if o.profiles == "" {
-					profiled <- nil
-					continue
+				for _, kind := range []string{"profile", "allocs"} {
+					if o.profiles == "" {
+						profiled <- nil
+						continue
+					}
+					go func() {
+						path := filepath.Join(o.profiles, fmt.Sprintf("%s-c%d-%s-%s.pprof", p, c, s.mode, kind))
+						profiled <- fetchProfile(ctx, s, kind, path, o.warmup+o.duration)
+					}()
 				}
-				go func() {
-					profiled <- cpuProfile(ctx, s, filepath.Join(o.profiles, fmt.Sprintf("%s-c%d-%s.pprof", p, c, s.mode)), o.warmup+o.duration)
-				}()
 			}
 			r, err := measurePair(ctx, full, bare, l, rs)
-			for range 2 {
+			for range 4 {
 				if perr := <-profiled; err == nil && perr != nil {
 					err = perr
 				}
@@ -268,20 +271,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
-// cpuProfile writes a CPU profile of s taken over d to path.
-func cpuProfile(ctx context.Context, s *server, path string, d time.Duration) error {
+// fetchProfile writes the profile kind of s taken over d to path: profile
+// (CPU) or allocs (the allocations made meanwhile, a delta).
+func fetchProfile(ctx context.Context, s *server, kind, path string, d time.Duration) error {
 	secs := max(1, int(d.Round(time.Second)/time.Second))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.pprof, secs), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", s.pprof, kind, secs), nil)
 	if err != nil {
 		return err
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("CPU profile: %w", err)
+		return fmt.Errorf("%s profile: %w", kind, err)
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("CPU profile: HTTP %d", res.StatusCode)
+		return fmt.Errorf("%s profile: HTTP %d", kind, res.StatusCode)
 	}
 	f, err := os.Create(path) //nolint:gosec // the operator's own -cpuprofile directory
 	if err != nil {
