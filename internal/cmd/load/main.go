@@ -275,15 +275,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // (CPU) or allocs (the allocations made meanwhile, a delta).
 func fetchProfile(ctx context.Context, s *server, kind, path string, d time.Duration) error {
 	secs := max(1, int(d.Round(time.Second)/time.Second))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", s.pprof, kind, secs), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", s.pprof, kind, secs), nil) //nolint:gosec // the loopback pprof listener of a server this run started
 	if err != nil {
 		return err
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := http.DefaultClient.Do(req) //nolint:gosec // as above
 	if err != nil {
 		return fmt.Errorf("%s profile: %w", kind, err)
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	if res.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s profile: HTTP %d", kind, res.StatusCode)
 	}
