@@ -220,8 +220,8 @@ func (c *Config) Validate() error {
 			bad("-trusted-proxies: %s trusts every address, which lets any client choose its IP; list your proxies' addresses", p)
 		}
 	}
-	if c.AccessTokenTTL < time.Minute || c.AccessTokenTTL > 24*time.Hour {
-		bad("-access-token-ttl: %s is outside 1m..24h", c.AccessTokenTTL)
+	if c.AccessTokenTTL < 5*time.Second || c.AccessTokenTTL > 24*time.Hour {
+		bad("-access-token-ttl: %s is outside 5s..24h", c.AccessTokenTTL)
 	}
 	if c.SessionTTL < c.AccessTokenTTL {
 		bad("-session-ttl: %s is shorter than -access-token-ttl", c.SessionTTL)
