@@ -37,7 +37,8 @@ func WithTTL(d time.Duration) Option {
 
 // WithLeeway sets the clock-skew tolerance applied to exp, nbf and iat.
 // The default is 30 seconds, which is also the maximum: larger values are
-// clamped to 30 seconds and negative ones to zero.
+// clamped to 30 seconds and negative ones to zero. It is also at most a
+// fifth of the TTL.
 func WithLeeway(d time.Duration) Option {
 	return func(c *config) { c.leeway = min(max(d, 0), maxLeeway) }
 }
