@@ -29,7 +29,7 @@ run: ## run the server on 127.0.0.1:8080 with ./data/guard.db
 # One check at a time: running them side by side (make -j2) was measured
 # slower on two cores, where each build already keeps both busy.
 .PHONY: test
-test: fmt-check vet lint go-test check-generated ts-typecheck ## everything CI checks
+test: fmt-check vet lint go-test check-generated ts-typecheck ts-test ## everything CI checks
 	@echo "make test: all checks passed"
 
 .PHONY: go-test
@@ -77,8 +77,14 @@ check-generated: third_party $(TS)/node_modules ## fail if regeneration would ch
 	if [ $$stale = 1 ]; then echo "generated files are stale: run make generate and commit the result"; exit 1; fi
 
 .PHONY: ts-typecheck
-ts-typecheck: $(TS)/node_modules ## typecheck the generated TypeScript
+ts-typecheck: $(TS)/node_modules ## typecheck the TypeScript client: generated code, src and tests
 	cd $(TS) && npm run --silent typecheck
+
+# The tests build the Go server once and start servers of their own on
+# free loopback ports (see clients/ts/test/run.ts).
+.PHONY: ts-test
+ts-test: $(TS)/node_modules ## build the TypeScript client (clients/ts/dist) and run its tests against a real server
+	cd $(TS) && npm run --silent build && npm test --silent
 
 # ./interceptors/... includes redislimiter's BenchmarkAllow: a decision in
 # Redis at 127.0.0.1:6379 beside ratelimit.Memory (skipped without Redis);
