@@ -13,6 +13,10 @@ TS := clients/ts
 TESTSERVICE_TEMPLATE := buf.gen.testservice.yaml
 TESTSERVICE_GEN := interceptors/internal/testservice/gen
 BROWSER := testdata/browser
+# The demo web app: a TypeScript single-page app on the client package.
+WEB := clients/web
+# make web serves the app here; the API's -cors-origins is set to match.
+WEB_PORT ?= 5173
 # How long `make fuzz` runs each fuzz target.
 FUZZTIME ?= 30s
 
@@ -29,7 +33,7 @@ run: ## run the server on 127.0.0.1:8080 with ./data/guard.db
 # One check at a time: running them side by side (make -j2) was measured
 # slower on two cores, where each build already keeps both busy.
 .PHONY: test
-test: fmt-check vet lint go-test check-generated ts-typecheck ts-test ## everything CI checks
+test: fmt-check vet lint go-test check-generated ts-typecheck ts-test web-test ## everything CI checks
 	@echo "make test: all checks passed"
 
 .PHONY: go-test
@@ -85,6 +89,27 @@ ts-typecheck: $(TS)/node_modules ## typecheck the TypeScript client: generated c
 .PHONY: ts-test
 ts-test: $(TS)/node_modules ## build the TypeScript client (clients/ts/dist) and run its tests against a real server
 	cd $(TS) && npm run --silent build && npm test --silent
+
+# The web app is bundled (esbuild) with the client package, so the client
+# is built first.
+.PHONY: web-build
+web-build: $(TS)/node_modules $(WEB)/node_modules ## build the web app into clients/web/dist (typechecked)
+	cd $(TS) && npm run --silent build
+	cd $(WEB) && npm run --silent typecheck && npm run --silent build
+
+# Builds the server and starts its own servers on free loopback ports;
+# skipped without Chromium, except with CI=true (see clients/web/e2e).
+.PHONY: web-test
+web-test: browser-deps web-build ## the web app's end-to-end tests in headless Chromium against a real server
+	cd $(WEB) && GO='$(GO)' node --test --test-concurrency=1 e2e/
+
+.PHONY: web
+web: web-build ## serve the web app on http://localhost:5173 against a local Guard server (Ctrl-C stops both)
+	cd $(WEB) && GO='$(GO)' WEB_PORT='$(WEB_PORT)' node scripts/demo.mjs
+
+$(WEB)/node_modules: $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund
+	touch $@
 
 # ./interceptors/... includes redislimiter's BenchmarkAllow: a decision in
 # Redis at 127.0.0.1:6379 beside ratelimit.Memory (skipped without Redis);
