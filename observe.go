@@ -86,7 +86,9 @@ func (i observeInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc 
 			return next(ctx, req)
 		}
 		start := time.Now()
-		defer onAbort(func() { i.o.ObserveCall(req.Spec().Procedure, req.Peer().Protocol, connect.CodeAborted, time.Since(start)) })
+		defer onAbort(func() {
+			i.o.ObserveCall(req.Spec().Procedure, req.Peer().Protocol, connect.CodeAborted, time.Since(start))
+		})
 		res, err := next(ctx, req)
 		i.o.ObserveCall(req.Spec().Procedure, req.Peer().Protocol, codeOf(err), time.Since(start))
 		return res, err
@@ -100,7 +102,9 @@ func (i observeInterceptor) WrapStreamingClient(next connect.StreamingClientFunc
 func (i observeInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
 		start := time.Now()
-		defer onAbort(func() { i.o.ObserveCall(conn.Spec().Procedure, conn.Peer().Protocol, connect.CodeAborted, time.Since(start)) })
+		defer onAbort(func() {
+			i.o.ObserveCall(conn.Spec().Procedure, conn.Peer().Protocol, connect.CodeAborted, time.Since(start))
+		})
 		err := next(ctx, conn)
 		i.o.ObserveCall(conn.Spec().Procedure, conn.Peer().Protocol, codeOf(err), time.Since(start))
 		return err
@@ -180,10 +184,10 @@ func refusedKind(d ratelimit.Decision) string {
 	if name == "" && len(states) > 0 {
 		name = states[0].Quota.Name
 	}
-	switch {
-	case name == "ip":
+	switch name {
+	case "ip":
 		return RateLimitIP
-	case name == "user":
+	case "user":
 		return RateLimitUser
 	}
 	return RateLimitMethod

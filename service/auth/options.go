@@ -74,5 +74,5 @@ func WithObserver(o Observer) Option {
 // noObserver is the default Observer.
 type noObserver struct{}
 
-func (noObserver) ObserveLogin(string) {}
+func (noObserver) ObserveLogin(string)  {}
 func (noObserver) ObserveRefreshReuse() {}
