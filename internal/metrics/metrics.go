@@ -60,8 +60,8 @@ type Metrics struct {
 
 	procs   map[string]*procedure
 	unknown *procedure
-	// authn[method][result], limitedBy[kind]: resolved at New (small sets).
-	authnBy   map[authn.Method]map[string]prometheus.Counter
+	// authnBy[method][result], limitedBy[kind]: resolved at New (small sets).
+	authnBy   [authn.MethodSessionCookie + 1][len(authResults)]prometheus.Counter
 	passwords map[string]prometheus.Counter
 	limitedBy map[string]prometheus.Counter
 }
@@ -122,7 +122,6 @@ func New(procedures []string) *Metrics {
 		}),
 		procs:     make(map[string]*procedure, len(procedures)),
 		unknown:   &procedure{name: Unknown},
-		authnBy:   make(map[authn.Method]map[string]prometheus.Counter),
 		passwords: make(map[string]prometheus.Counter),
 		limitedBy: make(map[string]prometheus.Counter),
 	}
@@ -131,9 +130,8 @@ func New(procedures []string) *Metrics {
 	}
 	methods := map[authn.Method]string{authn.MethodAccessToken: "token", authn.MethodAPIKey: "api_key", authn.MethodSessionCookie: "cookie"}
 	for method, name := range methods {
-		m.authnBy[method] = make(map[string]prometheus.Counter)
-		for _, r := range []string{guard.AuthOK, guard.AuthInvalid, guard.AuthExpired, guard.AuthError} {
-			m.authnBy[method][r] = m.authns.WithLabelValues(name, r)
+		for i, r := range authResults {
+			m.authnBy[method][i] = m.authns.WithLabelValues(name, r)
 		}
 	}
 	for _, r := range []string{auth.LoginOK, auth.LoginInvalid, auth.LoginLockedOut} {
@@ -212,10 +210,19 @@ func (m *Metrics) ObserveCall(procedure, protocol string, code connect.Code, ela
 	(*h).Observe(elapsed.Seconds())
 }
 
+// authResults are the results of guard.Observer.ObserveAuthentication.
+var authResults = [...]string{guard.AuthOK, guard.AuthInvalid, guard.AuthExpired, guard.AuthError}
+
 // ObserveAuthentication implements guard.Observer.
 func (m *Metrics) ObserveAuthentication(method authn.Method, result string) {
-	if c, ok := m.authnBy[method][result]; ok {
-		c.Inc()
+	if method <= 0 || int(method) >= len(m.authnBy) {
+		return
+	}
+	for i, r := range authResults {
+		if r == result {
+			m.authnBy[method][i].Inc()
+			return
+		}
 	}
 }
 

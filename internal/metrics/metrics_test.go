@@ -108,3 +108,14 @@ func TestHandler(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkObserve is what metrics add to one authenticated call: its
+// outcome and duration, and its credential's verdict.
+func BenchmarkObserve(b *testing.B) {
+	m := metrics.New([]string{getNote})
+	b.ReportAllocs()
+	for b.Loop() {
+		m.ObserveCall(getNote, connect.ProtocolConnect, 0, 50*time.Microsecond)
+		m.ObserveAuthentication(authn.MethodAccessToken, "ok")
+	}
+}
