@@ -56,6 +56,7 @@ type Metrics struct {
 	denials   *prometheus.CounterVec
 	limited   *prometheus.CounterVec
 	lockouts  prometheus.Counter
+	started   prometheus.Counter
 	reuse     prometheus.Counter
 
 	procs   map[string]*procedure
@@ -116,6 +117,10 @@ func New(procedures []string) *Metrics {
 			Name: "guard_login_lockout_refusals_total",
 			Help: "Logins refused because the account, network or both were locked out after failed logins.",
 		}),
+		started: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "guard_lockouts_started_total",
+			Help: "Failed password checks after which the account, the network or both were locked out.",
+		}),
 		reuse: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "guard_refresh_token_reuse_total",
 			Help: "Spent refresh tokens presented again; each revoked its session.",
@@ -140,7 +145,7 @@ func New(procedures []string) *Metrics {
 	for _, k := range []string{guard.RateLimitIP, guard.RateLimitUser, guard.RateLimitMethod} {
 		m.limitedBy[k] = m.limited.WithLabelValues(k)
 	}
-	reg.MustRegister(m.calls, m.durations, m.authns, m.denials, m.limited, m.lockouts, m.reuse,
+	reg.MustRegister(m.calls, m.durations, m.authns, m.denials, m.limited, m.lockouts, m.started, m.reuse,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -263,6 +268,9 @@ func (m *Metrics) ObserveLogin(result string) {
 		m.lockouts.Inc()
 	}
 }
+
+// ObserveLockoutStarted implements auth.Observer.
+func (m *Metrics) ObserveLockoutStarted() { m.started.Inc() }
 
 // ObserveRefreshReuse implements auth.Observer.
 func (m *Metrics) ObserveRefreshReuse() { m.reuse.Inc() }

@@ -192,6 +192,7 @@ func TestMetrics(t *testing.T) {
 		{"guard_rate_limit_refusals_total", []string{"kind", "user"}, 1, false},
 		{"guard_rate_limit_refusals_total", []string{"kind", "ip"}, 0, false},
 		{"guard_login_lockout_refusals_total", nil, 1, false},
+		{"guard_lockouts_started_total", nil, 1, false},
 		{"guard_refresh_token_reuse_total", nil, 1, false},
 		{"guard_active_sessions", nil, 5, true},
 		{"guard_token_cache_hits_total", nil, 40, true},

@@ -186,7 +186,9 @@ func (s *Service) Login(ctx context.Context, req *connect.Request[authv1.LoginRe
 func (s *Service) failure(ctx context.Context, email string, ip netip.Addr) {
 	if err := s.lockout.Failure(ctx, email, ip); err != nil {
 		s.log.WarnContext(ctx, "failed login not counted", "error", err)
+		return
 	}
+	s.lockoutStarted(ctx, email, ip)
 }
 
 // success records a good password for the lockouts (trust of the network).

@@ -52,6 +52,10 @@ type Observer interface {
 	// ObserveRefreshReuse reports a spent refresh token presented again,
 	// whose session was revoked for it.
 	ObserveRefreshReuse()
+	// ObserveLockoutStarted reports a failed password check (of Login or
+	// ChangePassword) after which the account, the network or both are
+	// locked out: it started a lockout, or a concurrent failure did.
+	ObserveLockoutStarted()
 }
 
 // The results ObserveLogin reports.
@@ -74,5 +78,6 @@ func WithObserver(o Observer) Option {
 // noObserver is the default Observer.
 type noObserver struct{}
 
-func (noObserver) ObserveLogin(string)  {}
-func (noObserver) ObserveRefreshReuse() {}
+func (noObserver) ObserveLogin(string)    {}
+func (noObserver) ObserveRefreshReuse()   {}
+func (noObserver) ObserveLockoutStarted() {}
