@@ -91,6 +91,7 @@ func New(services []protoreflect.ServiceDescriptor, opts ...Option) (*Guard, err
 	for _, o := range opts {
 		o.apply(&cfg)
 	}
+	cfg.observe()
 	var topts []policy.Option
 	if cfg.roles != nil {
 		topts = append(topts, policy.WithRoles(cfg.roles...))
@@ -117,7 +118,7 @@ func New(services []protoreflect.ServiceDescriptor, opts ...Option) (*Guard, err
 	if err != nil {
 		return nil, fmt.Errorf("guard: compile validation rules: %w", err)
 	}
-	own, err := ownership.NewInterceptor(table, cfg.resolvers, ownership.WithLogger(cfg.log))
+	own, err := ownership.NewInterceptor(table, cfg.resolvers, ownership.WithLogger(cfg.log), ownership.WithObserver(cfg.observer))
 	if err != nil {
 		return nil, fmt.Errorf("guard: %w", err)
 	}
@@ -144,6 +145,9 @@ func New(services []protoreflect.ServiceDescriptor, opts ...Option) (*Guard, err
 		g.audit = audit.NewInterceptor(table, cfg.audit, cfg.log)
 	}
 	g.interceptors = []connect.Interceptor{g.accesslog}
+	if cfg.observer != nil { // outermost: the whole chain's time, the caller's code
+		g.interceptors = append([]connect.Interceptor{observeInterceptor{cfg.observer}}, g.interceptors...)
+	}
 	if g.audit != nil {
 		g.interceptors = append(g.interceptors, g.audit)
 	}
@@ -151,7 +155,7 @@ func New(services []protoreflect.ServiceDescriptor, opts ...Option) (*Guard, err
 		recovery.NewInterceptor(cfg.log),
 		g.authn,
 		ratelimit.NewInterceptor(table, g.limiter, ratelimit.WithLogger(cfg.log), ratelimit.WithUserLimit(cfg.userRequests, cfg.userWindow)),
-		authz.NewInterceptor(table),
+		authz.NewInterceptor(table, authz.WithObserver(cfg.observer)),
 		validate.NewInterceptor(validate.WithValidator(validator)),
 		own,
 	)
@@ -229,6 +233,9 @@ func (g *Guard) refuse(next http.Handler) http.Handler {
 			return
 		}
 		g.accesslog.Refused(r, err)
+		if g.cfg.observer != nil {
+			g.cfg.observer.ObserveCall(r.URL.Path, protocolOf(r), err.Code(), 0)
+		}
 		if g.audit != nil {
 			g.audit.Refused(r, err)
 		}

@@ -38,6 +38,7 @@ type config struct {
 	realm          string
 	hsts           time.Duration
 	log            *slog.Logger
+	observer       Observer // nil: nothing reported (WithObserver)
 }
 
 func defaultConfig() config {

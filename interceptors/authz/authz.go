@@ -19,39 +19,56 @@ import (
 // Interceptor checks roles (any-of) and scopes (all-of, scoped credentials only).
 type Interceptor struct {
 	callcheck.Interceptor
+	observer Observer // nil: denials are not reported
 }
 
 // NewInterceptor returns an Interceptor enforcing table.
-func NewInterceptor(table *policy.Table) *Interceptor {
-	return &Interceptor{callcheck.New(func(ctx context.Context, call callcheck.Call) (context.Context, error) {
+func NewInterceptor(table *policy.Table, opts ...Option) *Interceptor {
+	i := &Interceptor{}
+	for _, o := range opts {
+		o.apply(i)
+	}
+	i.Interceptor = callcheck.New(func(ctx context.Context, call callcheck.Call) (context.Context, error) {
 		rule, ok := table.Lookup(call.Spec.Procedure)
 		if !ok {
 			return ctx, policy.ErrNoPolicy()
 		}
-		return ctx, Check(ctx, rule)
-	})}
+		reason, err := check(ctx, rule)
+		if reason != "" && i.observer != nil {
+			i.observer.ObserveDenial(rule.Procedure, reason)
+		}
+		return ctx, err
+	})
+	return i
 }
 
 // Check applies rule to the principal in ctx.
 func Check(ctx context.Context, rule *policy.Rule) error {
+	_, err := check(ctx, rule)
+	return err
+}
+
+// check is Check, and the reason (ReasonRole, ReasonScope) of a
+// permission_denied refusal; "" otherwise.
+func check(ctx context.Context, rule *policy.Rule) (string, error) {
 	if rule.Public {
-		return nil
+		return "", nil
 	}
 	p, err := authn.Caller(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if !p.HasAnyRole(rule.Roles) {
-		return connect.NewError(connect.CodePermissionDenied,
+		return ReasonRole, connect.NewError(connect.CodePermissionDenied,
 			errors.New("requires one of the roles: "+strings.Join(rule.Roles, ", ")))
 	}
 	if p.Scoped {
 		for _, s := range rule.Scopes {
 			if !slices.Contains(p.Scopes, s) {
-				return connect.NewError(connect.CodePermissionDenied,
+				return ReasonScope, connect.NewError(connect.CodePermissionDenied,
 					errors.New("credential lacks the scopes: "+strings.Join(rule.Scopes, ", ")))
 			}
 		}
 	}
-	return nil
+	return "", nil
 }

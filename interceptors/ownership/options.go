@@ -18,3 +18,22 @@ func WithLogger(log *slog.Logger) Option {
 		}
 	})
 }
+
+// Observer is told of every call ownership refuses because the caller may
+// not see or may not change the resource, for metrics. It is called on the
+// request path, so it must be cheap and safe for concurrent use.
+type Observer interface {
+	// ObserveDenial reports that a call of procedure (a procedure of the
+	// policy table) was refused for reason, ReasonOwnership.
+	ObserveDenial(procedure, reason string)
+}
+
+// ReasonOwnership is the reason ownership gives an Observer. A resource
+// that does not exist is not a denial and is not reported.
+const ReasonOwnership = "ownership"
+
+// WithObserver reports each denial to o. By default denials are not
+// reported.
+func WithObserver(o Observer) Option {
+	return optionFunc(func(i *Interceptor) { i.observer = o })
+}

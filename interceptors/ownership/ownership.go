@@ -49,6 +49,7 @@ type Interceptor struct {
 	table     *policy.Table
 	resolvers map[string]Resolver
 	log       *slog.Logger
+	observer  Observer // nil: denials are not reported
 }
 
 // NewInterceptor returns an Interceptor for table, with a resolver per
@@ -150,10 +151,19 @@ func (i *Interceptor) check(ctx context.Context, procedure string, msg any) (any
 			"request_id", requestid.From(ctx), "error", err)
 		return nil, requestid.InternalError(ctx)
 	case have == policyv1.Access_ACCESS_UNSPECIFIED:
+		i.denied(procedure)
 		return nil, notFound()
 	case have < own.Access:
+		i.denied(procedure)
 		return nil, connect.NewError(connect.CodePermissionDenied,
 			fmt.Errorf("%s access to this %s is required", policy.AccessName(own.Access), own.Resource))
 	}
 	return loaded, nil
+}
+
+// denied reports a refusal of a resource that exists to the observer.
+func (i *Interceptor) denied(procedure string) {
+	if i.observer != nil {
+		i.observer.ObserveDenial(procedure, ReasonOwnership)
+	}
 }

@@ -59,6 +59,8 @@ type Config struct {
 	RedisChannel           string        // pub/sub channel of the invalidations
 	PprofAddr              string        // private pprof and expvar listener; empty for none
 	PprofAllowRemote       bool          // let PprofAddr be beyond loopback
+	MetricsAddr            string        // private Prometheus /metrics listener; empty for none
+	MetricsAllowRemote     bool          // let MetricsAddr be beyond loopback
 	// Bare serves the handlers with no security at all, for the load
 	// harness to compare against; it exists only in guardload builds.
 	Bare bool
@@ -155,6 +157,8 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	}
 	str(&c.PprofAddr, "pprof-addr", "", "address of a private listener serving /debug/pprof/ and /debug/vars (expvar) for profiling; loopback only unless -pprof-allow-remote; empty for none")
 	boolean(&c.PprofAllowRemote, "pprof-allow-remote", false, "let -pprof-addr listen beyond loopback: profiles reveal memory contents and cost CPU, so anyone who can reach it must be trusted")
+	str(&c.MetricsAddr, "metrics-addr", "", "address of a private listener serving Prometheus metrics on /metrics; loopback only unless -metrics-allow-remote; empty for none")
+	boolean(&c.MetricsAllowRemote, "metrics-allow-remote", false, "let -metrics-addr listen beyond loopback: metrics show who is attacked and how (procedures, refusals, sessions), so only the scrapers should reach it")
 	if bareAllowed {
 		fs.BoolVar(&c.Bare, "bare", false, "load harness only: serve the handlers with no security")
 	}
@@ -288,6 +292,12 @@ func (c *Config) Validate() error {
 	}
 	if c.PprofAddr != "" && !c.PprofAllowRemote && !loopback(c.PprofAddr) {
 		bad("-pprof-addr: %s is not a loopback address; profiles reveal memory contents (tokens, keys) to whoever reads them: listen on 127.0.0.1, or set -pprof-allow-remote if only trusted hosts can reach it", c.PprofAddr)
+	}
+	if c.MetricsAddr != "" && !c.MetricsAllowRemote && !loopback(c.MetricsAddr) {
+		bad("-metrics-addr: %s is not a loopback address; metrics show which procedures are attacked, refused and how often: listen on 127.0.0.1, or set -metrics-allow-remote if only your scrapers can reach it", c.MetricsAddr)
+	}
+	if c.MetricsAddr != "" && (c.MetricsAddr == c.Addr || c.MetricsAddr == c.PprofAddr) && !strings.HasSuffix(c.MetricsAddr, ":0") {
+		bad("-metrics-addr: %s is also -addr or -pprof-addr; metrics get a listener of their own", c.MetricsAddr)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("-tls-cert and -tls-key: set both to serve HTTPS, or neither")

@@ -57,7 +57,8 @@ func newBenchEnvLimits(b testing.TB, sharedLimits bool, args ...string) *benchEn
 	e := &benchEnv{}
 	ctx := context.Background()
 	args = append([]string{"-ip-rate-limit=1000000000", "-user-rate-limit=1000000000",
-		"-db=" + filepath.Join(b.TempDir(), "bench.db")}, args...)
+		"-db=" + filepath.Join(b.TempDir(), "bench.db"),
+		"-metrics-addr=127.0.0.1:0"}, args...) // metrics on (nothing listens here); -metrics-addr= turns them off
 	cfg, err := config.Parse(args, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		b.Fatal(err)
@@ -233,6 +234,10 @@ func BenchmarkGetNoteRatio(b *testing.B) {
 	b.Run("memory", func(b *testing.B) {
 		e := newBenchEnv(b)
 		e.pairedRatio(b, e.full, "full/bare")
+	})
+	b.Run("metrics_vs_none", func(b *testing.B) {
+		on, off := newBenchEnv(b), newBenchEnv(b, "-metrics-addr=")
+		pairedRatio(b, "metrics/none", func() { off.call(b, off.full) }, func() { on.call(b, on.full) })
 	})
 	redisFlags := func(b *testing.B) []string {
 		prefix := redistest.Prefix(b, redistest.Client(b))

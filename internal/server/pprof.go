@@ -22,8 +22,14 @@ func servePprof(ctx context.Context, ln net.Listener, log *slog.Logger) {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.Handle("/debug/vars", expvar.Handler())
+	servePrivate(ctx, ln, mux, "pprof listener", log)
+}
+
+// servePrivate serves h on ln, a private listener (pprof, metrics), until
+// ctx is done; name says which in the log.
+func servePrivate(ctx context.Context, ln net.Listener, h http.Handler, name string, log *slog.Logger) {
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -32,6 +38,6 @@ func servePprof(ctx context.Context, ln net.Listener, log *slog.Logger) {
 		_ = srv.Close()
 	}()
 	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
-		log.Error("pprof listener", "error", err)
+		log.Error(name, "error", err)
 	}
 }

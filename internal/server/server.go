@@ -34,6 +34,7 @@ import (
 	"github.com/connectguard/guard/internal/config"
 	"github.com/connectguard/guard/internal/invalidation"
 	"github.com/connectguard/guard/internal/lockout"
+	"github.com/connectguard/guard/internal/metrics"
 	"github.com/connectguard/guard/internal/pagetoken"
 	"github.com/connectguard/guard/internal/password"
 	"github.com/connectguard/guard/internal/token"
@@ -109,6 +110,14 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.Bare {
 		log.Error("-bare: serving with NO SECURITY (no authentication, authorization, validation or limits), for the load harness only")
 		h = bare(services)
+	}
+	if deps.metrics != nil {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("-metrics-addr: %w", err)
+		}
+		log.Info("serving metrics", "addr", mln.Addr().String())
+		background.Go(func() { serveMetrics(bg, mln, deps.metrics, log) })
 	}
 	if cfg.PprofAddr != "" {
 		pln, err := net.Listen("tcp", cfg.PprofAddr)
@@ -246,6 +255,8 @@ type deps struct {
 	resolvers map[string]guard.Resolver
 	// limiter keeps the rate limits (-redis); nil keeps them in memory.
 	limiter ratelimit.Limiter
+	// metrics observes the security layer (-metrics-addr); nil for none.
+	metrics *metrics.Metrics
 }
 
 // newServices builds the services and what the security layer needs, with
@@ -273,6 +284,13 @@ func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *p
 	if sh.bus != nil {
 		authOpts = append(authOpts, auth.WithPublisher(sh.bus))
 	}
+	m, err := newMetrics(cfg, db, tokens, log)
+	if err != nil {
+		return nil, deps{}, err
+	}
+	if m != nil {
+		authOpts = append(authOpts, auth.WithObserver(m))
+	}
 	authSvc := auth.New(db, hasher, tokens, keys, lockouts, log, authOpts...)
 	var notesOpts []notes.Option
 	if sh.bus != nil {
@@ -298,6 +316,7 @@ func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *p
 		notes:     notesSvc,
 		resolvers: map[string]guard.Resolver{"note": notesSvc},
 		limiter:   sh.limiter,
+		metrics:   m,
 	}, nil
 }
 
@@ -328,6 +347,9 @@ func mount(cfg config.Config, services []service, d deps) (http.Handler, error) 
 	}
 	if d.limiter != nil {
 		opts = append(opts, guard.WithLimiter(d.limiter))
+	}
+	if d.metrics != nil {
+		opts = append(opts, guard.WithObserver(d.metrics))
 	}
 	for kind, r := range d.resolvers {
 		opts = append(opts, guard.WithResolver(kind, r))

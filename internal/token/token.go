@@ -29,6 +29,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/maypok86/otter/v2"
+	"github.com/maypok86/otter/v2/stats"
 )
 
 var (
@@ -329,6 +330,7 @@ type Service struct {
 	clock    func() time.Time
 	parser   *jwt.Parser
 	cache    *otter.Cache[[sha256.Size]byte, cacheEntry] // nil when disabled; see newCache
+	stats    *stats.Counter                              // the cache's hits and misses
 }
 
 // New returns a Service that signs with the newest key of keys, stamps
@@ -362,9 +364,21 @@ func New(keys *Keys, issuer, audience string, opts ...Option) *Service {
 		),
 	}
 	if cfg.cacheSize > 0 {
-		s.cache = newCache(cfg.cacheSize, cfg.clock)
+		s.stats = stats.NewCounter()
+		s.cache = newCache(cfg.cacheSize, cfg.clock, s.stats)
 	}
 	return s
+}
+
+// CacheStats returns how many lookups of the verified-token cache found
+// the token (hits) and how many did not (misses: new tokens, and bad ones,
+// which are never cached), since New; zeros when the cache is disabled.
+func (s *Service) CacheStats() (hits, misses uint64) {
+	if s.stats == nil {
+		return 0, 0
+	}
+	st := s.stats.Snapshot()
+	return st.Hits, st.Misses
 }
 
 func (s *Service) usable() bool {
@@ -624,7 +638,7 @@ type cacheEntry struct {
 // inserts are applied), and when full otter evicts by frequency and
 // recency (W-TinyLFU), so tokens in use tend to outlast a burst of new
 // ones. Only tokens that passed every check are put in (Verify).
-func newCache(size int, clock func() time.Time) *otter.Cache[[sha256.Size]byte, cacheEntry] {
+func newCache(size int, clock func() time.Time, rec stats.Recorder) *otter.Cache[[sha256.Size]byte, cacheEntry] {
 	// Must cannot fail: size is positive and no weigher is set.
 	return otter.Must(&otter.Options[[sha256.Size]byte, cacheEntry]{
 		MaximumSize:     size,
@@ -634,7 +648,8 @@ func newCache(size int, clock func() time.Time) *otter.Cache[[sha256.Size]byte, 
 			// as "keep the current deadline", which a new entry lacks.
 			return max(time.Duration(e.Value.until.UnixNano()-e.SnapshotAtNano), time.Nanosecond)
 		}),
-		Clock: otterClock(clock),
+		Clock:         otterClock(clock),
+		StatsRecorder: rec, // striped atomic counters: no lock, no allocation
 		// Maintenance (eviction, removal of expired entries) runs on the
 		// caller's goroutine, amortised over reads and writes: no goroutine
 		// per write, nothing allocated on a hit. Nothing here calls the

@@ -80,6 +80,7 @@ type Service struct {
 	ring    *keyring
 	// publisher tells the other replicas of changes; nil with none.
 	publisher Publisher
+	observer  Observer // logins and refresh reuse, for metrics
 
 	sessionTTL  time.Duration
 	idleTimeout time.Duration
@@ -94,7 +95,7 @@ func New(st Store, hasher *password.Hasher, tokens *token.Service, keys *token.K
 	s := &Service{
 		store: st, hasher: hasher, tokens: tokens, keys: keys, lockout: guard, log: log,
 		sessionTTL: 7 * 24 * time.Hour, idleTimeout: 30 * time.Minute, tokenTTL: 15 * time.Minute,
-		now: time.Now,
+		now: time.Now, observer: noObserver{},
 	}
 	for _, o := range opts {
 		o.apply(s)
@@ -125,6 +126,7 @@ func (s *Service) Login(ctx context.Context, req *connect.Request[authv1.LoginRe
 	if ok, wait, err := s.lockout.Check(ctx, email, ip); err != nil {
 		return nil, rpcerr.Internal(ctx, s.log, err)
 	} else if !ok {
+		s.observer.ObserveLogin(LoginLockedOut)
 		return nil, ratelimit.Exhausted("too many failed logins", wait)
 	}
 	u, hash, err := s.store.UserByEmail(ctx, email)
@@ -132,6 +134,7 @@ func (s *Service) Login(ctx context.Context, req *connect.Request[authv1.LoginRe
 		// Same work as a real check, so timing does not reveal the account.
 		s.hasher.VerifyDummy(ctx, req.Msg.GetPassword())
 		s.failure(ctx, email, ip)
+		s.observer.ObserveLogin(LoginInvalid)
 		return nil, errLogin()
 	}
 	if err != nil {
@@ -143,9 +146,11 @@ func (s *Service) Login(ctx context.Context, req *connect.Request[authv1.LoginRe
 	}
 	if !ok || u.Disabled {
 		s.failure(ctx, email, ip)
+		s.observer.ObserveLogin(LoginInvalid)
 		return nil, errLogin()
 	}
 	s.success(ctx, email, ip)
+	s.observer.ObserveLogin(LoginOK)
 	authn.Identify(ctx, u.ID)
 	if rehash {
 		s.rehash(ctx, u.ID, req.Msg.GetPassword())
@@ -181,7 +186,9 @@ func (s *Service) Login(ctx context.Context, req *connect.Request[authv1.LoginRe
 func (s *Service) failure(ctx context.Context, email string, ip netip.Addr) {
 	if err := s.lockout.Failure(ctx, email, ip); err != nil {
 		s.log.WarnContext(ctx, "failed login not counted", "error", err)
+		return
 	}
+	s.lockoutStarted(ctx, email, ip)
 }
 
 // success records a good password for the lockouts (trust of the network).
@@ -238,6 +245,7 @@ func (s *Service) Refresh(ctx context.Context, req *connect.Request[authv1.Refre
 	switch {
 	case errors.Is(err, store.ErrReused):
 		s.InvalidateUser(ctx, sess.UserID)
+		s.observer.ObserveRefreshReuse()
 		s.securityEvent(ctx, sess.UserID, "refresh token reused: session "+sess.ID+" revoked")
 		return nil, errRefresh()
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExpired):

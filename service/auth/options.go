@@ -40,3 +40,44 @@ func WithClock(now func() time.Time) Option {
 func WithPublisher(p Publisher) Option {
 	return optionFunc(func(s *Service) { s.publisher = p })
 }
+
+// Observer is told of the events of password logins and refresh tokens,
+// for metrics. Its methods run on the request path: they must be cheap
+// and safe for concurrent use.
+type Observer interface {
+	// ObserveLogin reports a login's result: LoginOK, LoginInvalid (any
+	// bad email, password or disabled account), or LoginLockedOut
+	// (refused by a lockout before any password work).
+	ObserveLogin(result string)
+	// ObserveRefreshReuse reports a spent refresh token presented again,
+	// whose session was revoked for it.
+	ObserveRefreshReuse()
+	// ObserveLockoutStarted reports a failed password check (of Login or
+	// ChangePassword) after which the account, the network or both are
+	// locked out: it started a lockout, or a concurrent failure did.
+	ObserveLockoutStarted()
+}
+
+// The results ObserveLogin reports.
+const (
+	LoginOK        = "ok"
+	LoginInvalid   = "invalid"
+	LoginLockedOut = "locked_out"
+)
+
+// WithObserver reports logins and refresh-token reuse to o. By default
+// they are not reported (reuse is still logged and audited).
+func WithObserver(o Observer) Option {
+	return optionFunc(func(s *Service) {
+		if o != nil {
+			s.observer = o
+		}
+	})
+}
+
+// noObserver is the default Observer.
+type noObserver struct{}
+
+func (noObserver) ObserveLogin(string)    {}
+func (noObserver) ObserveRefreshReuse()   {}
+func (noObserver) ObserveLockoutStarted() {}
