@@ -274,7 +274,7 @@ func callerNetwork(ctx context.Context, peer connect.Peer) netip.Addr {
 // Error is the refusal for a Decision that did not allow the call, with
 // the RateLimit headers of its quotas.
 func Error(d Decision) *connect.Error {
-	err := Exhausted("rate limit exceeded", d.RetryAfter)
+	err := exhausted(ErrLimited, d.RetryAfter)
 	quotas := make([]Quota, 0, MaxQuotas)
 	for _, st := range d.States() {
 		quotas = append(quotas, st.Quota)
@@ -287,9 +287,18 @@ func Error(d Decision) *connect.Error {
 // Retry-After (whole seconds, rounded up) and a google.rpc.RetryInfo
 // detail. Other budgets (such as login lockouts) refuse with it too.
 func Exhausted(msg string, retryAfter time.Duration) *connect.Error {
+	return exhausted(errors.New(msg), retryAfter)
+}
+
+// ErrLimited is in the chain of every refusal by a rate limit ([Error]),
+// and of no other resource_exhausted answer, so that the interceptors
+// outside the limiter (audit) can tell rate-limit hits from the rest.
+var ErrLimited = errors.New("rate limit exceeded")
+
+func exhausted(cause error, retryAfter time.Duration) *connect.Error {
 	retryAfter = roundUp(retryAfter)
 	secs := int64(retryAfter / time.Second)
-	err := connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("%s: retry in %d s", msg, secs))
+	err := connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("%w: retry in %d s", cause, secs))
 	if detail, derr := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter)}); derr == nil {
 		err.AddDetail(detail)
 	}
