@@ -59,7 +59,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("audit verify: open database: %w", err)
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }() // read only: nothing to lose
 	r, err := db.VerifyAudit(ctx)
 	if err != nil {
 		return fmt.Errorf("audit verify: %w", err)
