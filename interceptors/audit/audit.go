@@ -166,9 +166,31 @@ func (i *Interceptor) record(ctx context.Context, procedure string, seen *authn.
 	}
 }
 
-// Refused records a call to an audited method that the HTTP layer refused
-// before connect-go read it (see guard.Guard.Handler), as the interceptor
-// would have.
+// Refused records a request that the HTTP layer refused before connect-go
+// read it (see guard.Guard.Handler), as the interceptor would have: a call
+// of an audited method, or a refusal the interceptor records on every
+// method (a rate limit). A path that is no procedure of the table is
+// recorded cut to maxPath bytes of printable ASCII: it is the client's
+// text.
 func (i *Interceptor) Refused(r *http.Request, err error) {
-	i.record(r.Context(), r.URL.Path, nil, err)
+	procedure := r.URL.Path
+	if _, ok := i.table.Lookup(procedure); !ok {
+		procedure = printable(procedure, maxPath)
+	}
+	i.record(r.Context(), procedure, nil, err)
+}
+
+// maxPath bounds the paths of unknown procedures in events.
+const maxPath = 256
+
+// printable returns s cut to n bytes, with every byte that is not
+// printable ASCII replaced by '?'.
+func printable(s string, n int) string {
+	b := []byte(s[:min(len(s), n)])
+	for j, c := range b {
+		if c < 0x20 || c > 0x7e {
+			b[j] = '?'
+		}
+	}
+	return string(b)
 }

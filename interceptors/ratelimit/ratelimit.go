@@ -394,11 +394,14 @@ func HeaderNames() []string {
 // 100 addresses an interval sums up the rest in a single line. A nil log
 // logs nothing. The store's failure answers internal (fail closed; a store
 // such as redislimiter decides its own fallback before that).
-func Middleware(l Limiter, requests int, window time.Duration, log *slog.Logger, next http.Handler) http.Handler {
+func Middleware(l Limiter, requests int, window time.Duration, log *slog.Logger, next http.Handler, opts ...MiddlewareOption) http.Handler {
 	errw := connect.NewErrorWriter()
 	refusals := newRefusalLog(log, "per-IP rate limit refused a request")
 	line := policyLine([]Quota{{Name: "ip", Limit: requests, Window: window}})
 	m := &ipLimit{l: l, requests: requests, window: window, log: log, errw: errw, refusals: refusals, line: line}
+	for _, o := range opts {
+		o.applyMiddleware(m)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if m.admit(w, r) {
 			next.ServeHTTP(w, r)
@@ -415,6 +418,8 @@ type ipLimit struct {
 	errw     *connect.ErrorWriter
 	refusals *refusalLog
 	line     []string
+	// onRefused, if set, is told of every refusal (OnRefused).
+	onRefused func(*http.Request, error)
 }
 
 // admit decides r: it sets the RateLimit headers and reports true, or
@@ -442,7 +447,11 @@ func (m *ipLimit) admit(w http.ResponseWriter, r *http.Request) bool {
 	case !d.Allowed:
 		m.refusals.refused(r.Context(), network.String(),
 			slog.String("path", r.URL.Path), slog.String("request_id", requestid.From(r.Context())))
-		_ = m.errw.Write(w, r, Error(d))
+		rerr := Error(d)
+		if m.onRefused != nil {
+			m.onRefused(r, rerr)
+		}
+		_ = m.errw.Write(w, r, rerr)
 		return false
 	}
 	newHeaderLines(m.line, d.States()).set(w.Header())

@@ -16,6 +16,7 @@ import (
 	authv1 "github.com/connectguard/guard/gen/guard/auth/v1"
 	"github.com/connectguard/guard/internal/server"
 	"github.com/connectguard/guard/internal/servertest"
+	"github.com/connectguard/guard/store"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -246,4 +247,22 @@ func verifyMissing(ctx context.Context) (string, error) {
 	var out bytes.Buffer
 	err := server.Run(ctx, []string{"audit", "verify", "-db=/nonexistent/guard.db"}, func(string) string { return "" }, &out, &out)
 	return out.String(), err
+}
+
+// TestIPRateLimitHitsAudited: refusals of the per-IP budget, in the HTTP
+// layer, reach the trail too, aggregated, and a client's odd path is
+// stored as printable text.
+func TestIPRateLimitHitsAudited(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, "-ip-rate-limit=3")
+	for range 10 {
+		send(t, srv, "POST", "/no/such%00path%ff", "{}", nil)
+	}
+	got, err := srv.Store().ListAuditEvents(context.Background(), store.AuditFilter{Types: []string{"rate_limit_hit"}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].ClientIP == "" || got[0].Procedure != "/no/such?path?" {
+		t.Errorf("rate_limit_hit rows = %+v, want one, with the client IP and the path made printable", got)
+	}
 }
