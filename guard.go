@@ -193,7 +193,8 @@ func (g *Guard) PlainHandlerOptions() []connect.HandlerOption {
 //     here and never authenticated;
 //  4. the client IP (X-Forwarded-For only from WithTrustedProxies);
 //  5. the per-IP budget for every request (WithIPRateLimit), refusals
-//     logged in aggregate;
+//     logged in aggregate and given to the audit recorder as rate-limit
+//     hits (which the recorder should aggregate too);
 //  6. malformed timeout headers and unreadable bodies answered safely;
 //  7. a call to a non-public procedure with no credential, two, or a
 //     malformed one is refused here, before its body is read, with the
@@ -205,7 +206,11 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 	}
 	h = safewire.Middleware(g.cfg.log, h)
 	if g.cfg.ipRequests > 0 {
-		h = ratelimit.Middleware(g.limiter, g.cfg.ipRequests, g.cfg.ipWindow, g.cfg.log, h)
+		var ropts []ratelimit.MiddlewareOption
+		if g.audit != nil {
+			ropts = append(ropts, ratelimit.OnRefused(g.audit.Refused))
+		}
+		h = ratelimit.Middleware(g.limiter, g.cfg.ipRequests, g.cfg.ipWindow, g.cfg.log, h, ropts...)
 	}
 	h = clientip.NewResolver(g.cfg.trustedProxies).Middleware(h)
 	if len(g.cfg.corsOrigins) > 0 { // rs/cors treats an empty list as "*"

@@ -139,7 +139,7 @@ func TestMigrationAuth(t *testing.T) {
 	t.Run("fresh_database", func(t *testing.T) {
 		t.Parallel()
 		db := openSQLite(t)
-		if got, want := versions(t, db), []int{1, 2, 3}; !slices.Equal(got, want) {
+		if got, want := versions(t, db), []int{1, 2, 3, 4}; !slices.Equal(got, want) {
 			t.Errorf("schema_migrations versions = %v, want %v", got, want)
 		}
 		// The per-request cookie lookup must use the index, not scan sessions.
@@ -184,6 +184,8 @@ func TestMigrationAuth(t *testing.T) {
 			fmt.Sprintf("INSERT INTO schema_migrations VALUES (1, %d)", created),
 			fmt.Sprintf("INSERT INTO users VALUES ('u1', 'a@example.com', 'h', 0, %d, %d)", created, created),
 			fmt.Sprintf("INSERT INTO sessions VALUES ('s1', 'u1', %d, %d, %d, NULL)", created, created, future.UnixMicro()),
+			fmt.Sprintf("INSERT INTO audit_events VALUES ('a2', %d, 'u1', '/p', 'ok', '', '', '')", created+1),
+			fmt.Sprintf("INSERT INTO audit_events VALUES ('a1', %d, 'u1', '/p', 'ok', '', '', '')", created),
 		} {
 			if _, err := old.ExecContext(ctx, stmt); err != nil {
 				t.Fatalf("set up version 1: %v", err)
@@ -201,8 +203,19 @@ func TestMigrationAuth(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Open(version 1 database) error = %v", err)
 		}
-		if got, want := versions(t, db), []int{1, 2, 3}; !slices.Equal(got, want) {
+		if got, want := versions(t, db), []int{1, 2, 3, 4}; !slices.Equal(got, want) {
 			t.Errorf("schema_migrations versions after upgrade = %v, want %v", got, want)
+		}
+		// Audit rows from before the chain get a seq in time order and no
+		// hash; new rows chain after them.
+		if err := db.RecordAuditEvent(ctx, store.AuditEvent{Procedure: "/p", Code: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := db.VerifyAudit(ctx); err != nil || !r.OK() || r.Legacy != 2 || r.Rows != 1 {
+			t.Errorf("VerifyAudit() after upgrade = %v, %v; want OK with 2 rows without a hash and 1 chained", r, err)
+		}
+		if got, err := db.ListAuditEvents(ctx, store.AuditFilter{}, 0); err != nil || len(got) != 3 || got[2].ID != "a1" || got[1].ID != "a2" || got[0].Seq != 3 {
+			t.Errorf("ListAuditEvents() after upgrade = %+v, %v; want the new row (seq 3), a2, a1", got, err)
 		}
 		s, err := db.Session(ctx, "s1")
 		if err != nil {
@@ -222,7 +235,7 @@ func TestMigrationAuth(t *testing.T) {
 		}
 
 		db = openPath(t, path)
-		if got, want := versions(t, db), []int{1, 2, 3}; !slices.Equal(got, want) {
+		if got, want := versions(t, db), []int{1, 2, 3, 4}; !slices.Equal(got, want) {
 			t.Errorf("schema_migrations versions after reopen = %v, want %v", got, want)
 		}
 		if _, err := db.SessionByCookie(ctx, hash("cookie")); err != nil {

@@ -13,6 +13,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/connectguard/guard/interceptors/audit"
 	"github.com/connectguard/guard/interceptors/authn"
+	"github.com/connectguard/guard/interceptors/authz"
 	"github.com/connectguard/guard/interceptors/clientip"
 	"github.com/connectguard/guard/interceptors/internal/testservice"
 	"github.com/connectguard/guard/interceptors/policy"
@@ -166,7 +167,7 @@ func TestEvents(t *testing.T) {
 					t.Fatalf("got %d events, want 1: %+v", len(events), events)
 				}
 				e := events[0]
-				want := audit.Event{Time: e.Time, ActorID: tt.actor, Procedure: tt.procedure, Code: tt.code, ClientIP: "192.0.2.7", RequestID: requestID}
+				want := audit.Event{Type: audit.TypeRPC, Time: e.Time, ActorID: tt.actor, Procedure: tt.procedure, Code: tt.code, ClientIP: "192.0.2.7", RequestID: requestID}
 				if e != want {
 					t.Errorf("event = %+v, want %+v", e, want)
 				}
@@ -373,7 +374,7 @@ func TestRefused(t *testing.T) {
 			if len(events) != 1 {
 				t.Fatalf("got %d events, want 1", len(events))
 			}
-			want := audit.Event{Time: events[0].Time, Procedure: tt.path, Code: "unauthenticated", ClientIP: "198.51.100.9", RequestID: requestID}
+			want := audit.Event{Type: audit.TypeRPC, Time: events[0].Time, Procedure: tt.path, Code: "unauthenticated", ClientIP: "198.51.100.9", RequestID: requestID}
 			if events[0] != want {
 				t.Errorf("event = %+v, want %+v", events[0], want)
 			}
@@ -395,5 +396,51 @@ func TestClientCalls(t *testing.T) {
 	}
 	if got := rec.all(); len(got) > 0 {
 		t.Errorf("client calls recorded %+v, want nothing", got)
+	}
+}
+
+// TestTypedRefusals: on every method, audited or not, a refusal by authz
+// is recorded as authorization_denied and one by a rate limit as
+// rate_limit_hit, with the actor; other outcomes of methods without audit
+// are not recorded.
+func TestTypedRefusals(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{}
+	table := testTable(t)
+	toks := testservice.Tokens{
+		"guest":  {UserID: "u-guest", Roles: []string{"guest"}},
+		"reader": {UserID: "u-reader", Roles: []string{"reader"}},
+	}
+	srv := testservice.Start(testservice.NewService(failing), connect.WithInterceptors(
+		audit.NewInterceptor(table, rec, testservice.NewLog().Logger),
+		authn.NewInterceptor(table, toks),
+		ratelimit.NewInterceptor(table, ratelimit.NewMemory()),
+		authz.NewInterceptor(table),
+	))
+	t.Cleanup(srv.Close)
+	client := srv.Client(connect.ProtocolConnect)
+
+	res := testservice.Call(t.Context(), client, testservice.GetItem, testservice.Bearer("guest"), "a")
+	if res.Code() != "permission_denied" {
+		t.Fatalf("GetItem as guest: code = %s, want permission_denied", res.Code())
+	}
+	events := rec.of(res.Meta.Get("X-Request-Id"))
+	if len(events) != 1 || events[0].Type != audit.TypeAuthorizationDenied || events[0].ActorID != "u-guest" || events[0].Procedure != testservice.GetItem {
+		t.Errorf("events of a denied GetItem = %+v, want one authorization_denied by u-guest", events)
+	}
+	// LimitedPerIP has no audit; its third call is refused.
+	var last testservice.Result
+	for range 3 {
+		last = testservice.Call(t.Context(), client, testservice.LimitedPerIP, nil, "a")
+	}
+	if last.Code() != "resource_exhausted" {
+		t.Fatalf("third LimitedPerIP: code = %s, want resource_exhausted", last.Code())
+	}
+	events = rec.of(last.Meta.Get("X-Request-Id"))
+	if len(events) != 1 || events[0].Type != audit.TypeRateLimitHit || events[0].Code != "resource_exhausted" {
+		t.Errorf("events of a rate-limited call = %+v, want one rate_limit_hit", events)
+	}
+	if got := len(rec.all()); got != 2 {
+		t.Errorf("recorded %d events, want 2 (allowed calls of methods without audit are not recorded)", got)
 	}
 }

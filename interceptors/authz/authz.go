@@ -60,15 +60,29 @@ func check(ctx context.Context, rule *policy.Rule) (string, error) {
 	}
 	if !p.HasAnyRole(rule.Roles) {
 		return ReasonRole, connect.NewError(connect.CodePermissionDenied,
-			errors.New("requires one of the roles: "+strings.Join(rule.Roles, ", ")))
+			deniedError("requires one of the roles: "+strings.Join(rule.Roles, ", ")))
 	}
 	if p.Scoped {
 		for _, s := range rule.Scopes {
 			if !slices.Contains(p.Scopes, s) {
 				return ReasonScope, connect.NewError(connect.CodePermissionDenied,
-					errors.New("credential lacks the scopes: "+strings.Join(rule.Scopes, ", ")))
+					deniedError("credential lacks the scopes: "+strings.Join(rule.Scopes, ", ")))
 			}
 		}
 	}
 	return "", nil
 }
+
+// ErrDenied is in the chain of every refusal authz makes (errors.Is), so
+// that the interceptors outside it (audit) can tell a missing role or
+// scope from other permission_denied answers.
+var ErrDenied = errors.New("authz: denied")
+
+// deniedError is a refusal by authz: its text is the message the caller
+// sees, and it is ErrDenied.
+type deniedError string
+
+func (e deniedError) Error() string { return string(e) }
+
+// Is reports whether target is ErrDenied.
+func (e deniedError) Is(target error) bool { return target == ErrDenied }

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"log/slog"
+	"net/http"
 	"time"
 )
 
@@ -53,4 +54,20 @@ func WithLogger(log *slog.Logger) InterceptorOption {
 			i.log = log
 		}
 	})
+}
+
+// A MiddlewareOption configures Middleware.
+type MiddlewareOption interface{ applyMiddleware(*ipLimit) }
+
+type middlewareOptionFunc func(*ipLimit)
+
+func (f middlewareOptionFunc) applyMiddleware(m *ipLimit) { f(m) }
+
+// OnRefused calls f with every request Middleware refuses for its budget
+// and the refusal (an error with [ErrLimited] in its chain), before the
+// answer is written; for an audit trail (guard passes the audit
+// interceptor's Refused). f must be quick and must not write to the
+// response. By default nothing is called.
+func OnRefused(f func(r *http.Request, err error)) MiddlewareOption {
+	return middlewareOptionFunc(func(m *ipLimit) { m.onRefused = f })
 }

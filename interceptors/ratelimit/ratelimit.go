@@ -274,7 +274,7 @@ func callerNetwork(ctx context.Context, peer connect.Peer) netip.Addr {
 // Error is the refusal for a Decision that did not allow the call, with
 // the RateLimit headers of its quotas.
 func Error(d Decision) *connect.Error {
-	err := Exhausted("rate limit exceeded", d.RetryAfter)
+	err := exhausted(ErrLimited, d.RetryAfter)
 	quotas := make([]Quota, 0, MaxQuotas)
 	for _, st := range d.States() {
 		quotas = append(quotas, st.Quota)
@@ -287,9 +287,18 @@ func Error(d Decision) *connect.Error {
 // Retry-After (whole seconds, rounded up) and a google.rpc.RetryInfo
 // detail. Other budgets (such as login lockouts) refuse with it too.
 func Exhausted(msg string, retryAfter time.Duration) *connect.Error {
+	return exhausted(errors.New(msg), retryAfter)
+}
+
+// ErrLimited is in the chain of every refusal by a rate limit ([Error]),
+// and of no other resource_exhausted answer, so that the interceptors
+// outside the limiter (audit) can tell rate-limit hits from the rest.
+var ErrLimited = errors.New("rate limit exceeded")
+
+func exhausted(cause error, retryAfter time.Duration) *connect.Error {
 	retryAfter = roundUp(retryAfter)
 	secs := int64(retryAfter / time.Second)
-	err := connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("%s: retry in %d s", msg, secs))
+	err := connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("%w: retry in %d s", cause, secs))
 	if detail, derr := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter)}); derr == nil {
 		err.AddDetail(detail)
 	}
@@ -385,11 +394,14 @@ func HeaderNames() []string {
 // 100 addresses an interval sums up the rest in a single line. A nil log
 // logs nothing. The store's failure answers internal (fail closed; a store
 // such as redislimiter decides its own fallback before that).
-func Middleware(l Limiter, requests int, window time.Duration, log *slog.Logger, next http.Handler) http.Handler {
+func Middleware(l Limiter, requests int, window time.Duration, log *slog.Logger, next http.Handler, opts ...MiddlewareOption) http.Handler {
 	errw := connect.NewErrorWriter()
 	refusals := newRefusalLog(log, "per-IP rate limit refused a request")
 	line := policyLine([]Quota{{Name: "ip", Limit: requests, Window: window}})
 	m := &ipLimit{l: l, requests: requests, window: window, log: log, errw: errw, refusals: refusals, line: line}
+	for _, o := range opts {
+		o.applyMiddleware(m)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if m.admit(w, r) {
 			next.ServeHTTP(w, r)
@@ -406,6 +418,8 @@ type ipLimit struct {
 	errw     *connect.ErrorWriter
 	refusals *refusalLog
 	line     []string
+	// onRefused, if set, is told of every refusal (OnRefused).
+	onRefused func(*http.Request, error)
 }
 
 // admit decides r: it sets the RateLimit headers and reports true, or
@@ -433,7 +447,11 @@ func (m *ipLimit) admit(w http.ResponseWriter, r *http.Request) bool {
 	case !d.Allowed:
 		m.refusals.refused(r.Context(), network.String(),
 			slog.String("path", r.URL.Path), slog.String("request_id", requestid.From(r.Context())))
-		_ = m.errw.Write(w, r, Error(d))
+		rerr := Error(d)
+		if m.onRefused != nil {
+			m.onRefused(r, rerr)
+		}
+		_ = m.errw.Write(w, r, rerr)
 		return false
 	}
 	newHeaderLines(m.line, d.States()).set(w.Header())

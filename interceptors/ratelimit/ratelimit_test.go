@@ -550,3 +550,26 @@ func TestMiddleware_withoutClientIP(t *testing.T) {
 		t.Errorf("the same /64: HTTP %d, want 429", code)
 	}
 }
+
+// TestMiddleware_onRefused: OnRefused is told of each refusal, with an
+// error that is ErrLimited, and of nothing else.
+func TestMiddleware_onRefused(t *testing.T) {
+	t.Parallel()
+	l := ratelimit.NewMemory(ratelimit.WithClock(ratelimittest.NewClock(t0).Now))
+	var refused []error
+	h := ratelimit.Middleware(l, 1, time.Minute, nil, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}),
+		ratelimit.OnRefused(func(_ *http.Request, err error) { refused = append(refused, err) }))
+	for range 3 {
+		r := httptest.NewRequest(http.MethodPost, "/svc/Method", strings.NewReader("{}"))
+		r.RemoteAddr = "192.0.2.1:1000"
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	if len(refused) != 2 {
+		t.Fatalf("OnRefused called %d times, want 2", len(refused))
+	}
+	for _, err := range refused {
+		if !errors.Is(err, ratelimit.ErrLimited) {
+			t.Errorf("refusal %v is not ErrLimited", err)
+		}
+	}
+}

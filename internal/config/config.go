@@ -61,6 +61,8 @@ type Config struct {
 	PprofAllowRemote       bool          // let PprofAddr be beyond loopback
 	MetricsAddr            string        // private Prometheus /metrics listener; empty for none
 	MetricsAllowRemote     bool          // let MetricsAddr be beyond loopback
+	// AuditRetention is how long audit events are kept; 0 keeps them forever.
+	AuditRetention time.Duration
 	// Bare serves the handlers with no security at all, for the load
 	// harness to compare against; it exists only in guardload builds.
 	Bare bool
@@ -151,6 +153,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	str(&c.RedisLockoutOnFailure, "redis-lockout-on-failure", "local", "what a replica does with login lockouts while Redis fails: local (counts alone: thresholds hold per replica) or closed (refuses logins)")
 	str(&c.RedisLockoutPrefix, "redis-lockout-prefix", "guard:lockout:", "prefix of the lockout keys in Redis")
 	str(&c.RedisChannel, "redis-channel", "guard:invalidate", "Redis pub/sub channel on which replicas announce credential and signing-key changes (not scoped by database number: one per deployment)")
+	dur(&c.AuditRetention, "audit-retention", 0, "audit events older than this are deleted (at start and hourly; the chain stays verifiable); 0 keeps them forever")
 	fs.Usage = func() {
 		fmt.Fprintln(out, "Usage: guard [flags]\n\nEvery flag can also be set by the environment variable named after it.\nGUARD_ADMIN_PASSWORD (environment only) sets the first admin's password;\nwithout it a random one is printed once.\n\nFlags:")
 		fs.PrintDefaults()
@@ -268,6 +271,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RedisChannel == "" {
 		bad("-redis-channel must not be empty")
+	}
+	if c.AuditRetention != 0 && c.AuditRetention < 24*time.Hour {
+		bad("-audit-retention: %s is under 24h; use 0 to keep audit events forever", c.AuditRetention)
 	}
 	if c.ReadTimeout < time.Second || c.ReadTimeout > 10*time.Minute {
 		bad("-read-timeout: %s is outside 1s..10m", c.ReadTimeout)

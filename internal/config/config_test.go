@@ -232,6 +232,7 @@ func TestParse_refuses(t *testing.T) {
 		{"redis_lockout_open", []string{"-redis-lockout-on-failure", "open"}, nil, []string{"-redis-lockout-on-failure", "local", "closed", "guess passwords"}},
 		{"redis_prefixes_equal", []string{"-redis-lockout-prefix", "guard:rl:"}, nil, []string{"-redis-lockout-prefix", "differ from -redis-prefix"}},
 		{"redis_channel_empty", []string{"-redis-channel", ""}, nil, []string{"-redis-channel"}},
+		{"audit_retention_short", []string{"-audit-retention", "1h"}, nil, []string{"-audit-retention", "24h"}},
 		{"redis_password_in_flag", []string{"-redis", "redis://:s3cret@10.0.0.5:6379/0"}, nil, []string{"-redis", "password", "ps", "GUARD_REDIS"}},
 		{"pprof_beyond_loopback", []string{"-pprof-addr", "0.0.0.0:6060"}, nil, []string{"-pprof-addr", "not a loopback address", "-pprof-allow-remote"}},
 		{"metrics_beyond_loopback", []string{"-metrics-addr", "0.0.0.0:9090"}, nil, []string{"-metrics-addr", "not a loopback address", "-metrics-allow-remote"}},

@@ -92,6 +92,8 @@ func TestDelivery(t *testing.T) {
 		}
 	}
 	waitFor(t, "B resyncs on each unknown message", func() bool { _, n := hb.state(); return n == 6 })
+	// A receives the garbage on its own subscription, in its own time.
+	waitFor(t, "A resyncs on each unknown message", func() bool { _, n := ha.state(); return n >= 6 })
 	// A's own events came back to it and were skipped: it saw only the
 	// garbage.
 	if ev, n := ha.state(); len(ev) != 0 || n != 6 {

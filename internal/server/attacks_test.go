@@ -14,6 +14,7 @@ import (
 	authv1 "github.com/connectguard/guard/gen/guard/auth/v1"
 	notesv1 "github.com/connectguard/guard/gen/guard/notes/v1"
 	"github.com/connectguard/guard/internal/servertest"
+	"github.com/connectguard/guard/store"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
@@ -468,7 +469,7 @@ func TestAuditRecordsOutcomes(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	events, err := srv.Store().ListAuditEvents(ctx, 100)
+	events, err := srv.Store().ListAuditEvents(ctx, store.AuditFilter{}, 100)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -300,7 +300,7 @@ func TestRefreshRotation(t *testing.T) {
 	})
 
 	t.Run("reuse_audited", func(t *testing.T) {
-		events, err := srv.Store().ListAuditEvents(ctx, 1000)
+		events, err := srv.Store().ListAuditEvents(ctx, store.AuditFilter{}, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}

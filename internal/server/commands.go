@@ -13,8 +13,9 @@ import (
 )
 
 // command is a subcommand of the server binary, `guard <name> [flags]`.
-// Commands open no database and read no configuration: they describe the
-// server, from the same sources serving uses.
+// Commands read no configuration. policy opens no database: it describes
+// the server, from the same sources serving uses; audit reads the database
+// named by its -db flag.
 type command struct {
 	name string
 	// summary is one line for `guard -h`.
@@ -27,6 +28,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"policy", "write the role x method matrix of the served APIs as Markdown (docs/policy.md)", runPolicy},
+		{"audit", "verify the audit trail's hash chain: guard audit verify -db ...", runAudit},
 	}
 }
 

@@ -28,7 +28,6 @@ import (
 	"github.com/connectguard/guard/gen/guard/auth/v1/authv1connect"
 	notesv1 "github.com/connectguard/guard/gen/guard/notes/v1"
 	"github.com/connectguard/guard/gen/guard/notes/v1/notesv1connect"
-	"github.com/connectguard/guard/interceptors/audit"
 	"github.com/connectguard/guard/interceptors/policy"
 	"github.com/connectguard/guard/interceptors/ratelimit"
 	"github.com/connectguard/guard/internal/config"
@@ -100,6 +99,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var background sync.WaitGroup
 	defer func() { stopBG(); background.Wait() }()
 	background.Go(func() { deps.auth.WatchKeys(bg) })
+	defer deps.audit.Close() // after the server has shut down, before the database closes
+	if cfg.AuditRetention > 0 {
+		background.Go(func() { pruneAudit(bg, db, cfg.AuditRetention, log) })
+	}
 	if sh.bus != nil {
 		background.Go(func() { sh.bus.Run(bg, invalidation.Handlers{deps.auth, deps.notes}) })
 	}
@@ -251,7 +254,7 @@ type deps struct {
 	notes *notes.Service // caches access to notes
 	jwks  http.Handler   // public signing keys; nil serves none
 	// audit stores audit events; resolvers check ownership per kind.
-	audit     guard.AuditRecorder
+	audit     *auditStore
 	resolvers map[string]guard.Resolver
 	// limiter keeps the rate limits (-redis); nil keeps them in memory.
 	limiter ratelimit.Limiter
@@ -312,7 +315,7 @@ func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *p
 		log:       log,
 		auth:      authSvc,
 		jwks:      authSvc.JWKSHandler(),
-		audit:     auditStore{db},
+		audit:     newAuditStore(db, log),
 		notes:     notesSvc,
 		resolvers: map[string]guard.Resolver{"note": notesSvc},
 		limiter:   sh.limiter,
@@ -395,16 +398,6 @@ func bare(services []service) http.Handler {
 // and compressing a secret (a token, an API key) beside text a caller
 // chose is how compression oracles (CRIME, BREACH) read secrets.
 var compressMinBytes = connect.WithCompressMinBytes(1024)
-
-// auditStore records audit events in the database.
-type auditStore struct{ db *store.DB }
-
-func (a auditStore) RecordAudit(ctx context.Context, e audit.Event) error {
-	return a.db.RecordAuditEvent(ctx, store.AuditEvent{
-		Time: e.Time, ActorID: e.ActorID, Procedure: e.Procedure, Code: e.Code,
-		ClientIP: e.ClientIP, RequestID: e.RequestID,
-	})
-}
 
 // bootstrapAdmin creates the first admin on a database without users. With
 // no password given it generates one and prints it once. Of replicas

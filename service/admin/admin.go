@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 
 	"connectrpc.com/connect"
 	adminv1 "github.com/connectguard/guard/gen/guard/admin/v1"
 	"github.com/connectguard/guard/gen/guard/admin/v1/adminv1connect"
 	authv1 "github.com/connectguard/guard/gen/guard/auth/v1"
+	"github.com/connectguard/guard/interceptors/audit"
 	"github.com/connectguard/guard/interceptors/authn"
 	"github.com/connectguard/guard/internal/pagetoken"
 	"github.com/connectguard/guard/internal/password"
@@ -29,6 +31,8 @@ type Store interface {
 	SetUserRoles(ctx context.Context, userID string, roles []string) (store.User, error)
 	DisableUser(ctx context.Context, userID string) error
 	UserByID(ctx context.Context, id string) (store.User, error)
+	RecordAuditEvent(ctx context.Context, e store.AuditEvent) error
+	ListAuditEvents(ctx context.Context, f store.AuditFilter, limit int) ([]store.AuditEvent, error)
 }
 
 // Credentials is the part of the auth service that administration drives.
@@ -41,8 +45,7 @@ type Credentials interface {
 	Unlock(ctx context.Context, email string) error
 }
 
-// Service implements AdminService. Methods not built yet answer
-// unimplemented.
+// Service implements AdminService.
 type Service struct {
 	adminv1connect.UnimplementedAdminServiceHandler
 
@@ -116,6 +119,7 @@ func (s *Service) SetUserRoles(ctx context.Context, req *connect.Request[adminv1
 		return nil, rpcerr.FromStore(ctx, s.log, "user", err)
 	}
 	s.creds.InvalidateUser(ctx, u.ID)
+	s.record(ctx, audit.TypeRoleChange, adminv1connect.AdminServiceSetUserRolesProcedure, u.ID, "roles: "+strings.Join(u.Roles, ", "))
 	return connect.NewResponse(&adminv1.SetUserRolesResponse{User: auth.UserToProto(u)}), nil
 }
 
@@ -129,6 +133,7 @@ func (s *Service) DisableUser(ctx context.Context, req *connect.Request[adminv1.
 		return nil, rpcerr.FromStore(ctx, s.log, "user", err)
 	}
 	s.creds.InvalidateUser(ctx, req.Msg.GetUserId())
+	s.record(ctx, audit.TypeUserDisabled, adminv1connect.AdminServiceDisableUserProcedure, req.Msg.GetUserId(), "")
 	return connect.NewResponse(&adminv1.DisableUserResponse{}), nil
 }
 

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
 	authv1 "github.com/connectguard/guard/gen/guard/auth/v1"
+	"github.com/connectguard/guard/gen/guard/auth/v1/authv1connect"
+	"github.com/connectguard/guard/interceptors/audit"
 	"github.com/connectguard/guard/interceptors/authn"
 	"github.com/connectguard/guard/internal/rpcerr"
 	"github.com/connectguard/guard/store"
@@ -71,6 +74,8 @@ func (s *Service) CreateAPIKey(ctx context.Context, req *connect.Request[authv1.
 	case err != nil:
 		return nil, rpcerr.FromStore(ctx, s.log, "api key", err)
 	}
+	s.event(ctx, audit.TypeAPIKeyCreated, authv1connect.AuthServiceCreateAPIKeyProcedure, p.UserID, p.UserID, nil,
+		fmt.Sprintf("key %s %q, scopes %s, parent %q", k.ID, k.Name, strings.Join(k.Scopes, " "), k.ParentID))
 	return connect.NewResponse(&authv1.CreateAPIKeyResponse{
 		Key:    APIKeyPrefix + k.ID + "_" + secret,
 		ApiKey: apiKeyToProto(k),
@@ -113,6 +118,8 @@ func (s *Service) RevokeAPIKey(ctx context.Context, req *connect.Request[authv1.
 		return nil, rpcerr.Internal(ctx, s.log, err)
 	}
 	s.InvalidateUser(ctx, p.UserID)
+	s.event(ctx, audit.TypeAPIKeyRevoked, authv1connect.AuthServiceRevokeAPIKeyProcedure, p.UserID, p.UserID, nil,
+		"key "+req.Msg.GetId()+" and the keys minted through it")
 	return connect.NewResponse(&authv1.RevokeAPIKeyResponse{}), nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"connectrpc.com/connect"
 	authv1 "github.com/connectguard/guard/gen/guard/auth/v1"
 	"github.com/connectguard/guard/gen/guard/auth/v1/authv1connect"
+	"github.com/connectguard/guard/interceptors/audit"
 	"github.com/connectguard/guard/interceptors/authn"
 	"github.com/connectguard/guard/interceptors/clientip"
 	"github.com/connectguard/guard/interceptors/ratelimit"
@@ -127,7 +128,9 @@ func (s *Service) Login(ctx context.Context, req *connect.Request[authv1.LoginRe
 		return nil, rpcerr.Internal(ctx, s.log, err)
 	} else if !ok {
 		s.observer.ObserveLogin(LoginLockedOut)
-		return nil, ratelimit.Exhausted("too many failed logins", wait)
+		err := ratelimit.Exhausted("too many failed logins", wait)
+		s.event(ctx, audit.TypeLockout, procLogin, "", "", err, "login refused: locked out after failed logins")
+		return nil, err
 	}
 	u, hash, err := s.store.UserByEmail(ctx, email)
 	if errors.Is(err, store.ErrNotFound) {
@@ -135,6 +138,8 @@ func (s *Service) Login(ctx context.Context, req *connect.Request[authv1.LoginRe
 		s.hasher.VerifyDummy(ctx, req.Msg.GetPassword())
 		s.failure(ctx, email, ip)
 		s.observer.ObserveLogin(LoginInvalid)
+		// The email is not recorded: people type passwords into it.
+		s.event(ctx, audit.TypeLoginFailure, procLogin, "", "", errLogin(), "unknown email")
 		return nil, errLogin()
 	}
 	if err != nil {
@@ -147,10 +152,16 @@ func (s *Service) Login(ctx context.Context, req *connect.Request[authv1.LoginRe
 	if !ok || u.Disabled {
 		s.failure(ctx, email, ip)
 		s.observer.ObserveLogin(LoginInvalid)
+		reason := "wrong password"
+		if ok {
+			reason = "account disabled"
+		}
+		s.event(ctx, audit.TypeLoginFailure, procLogin, "", u.ID, errLogin(), reason)
 		return nil, errLogin()
 	}
 	s.success(ctx, email, ip)
 	s.observer.ObserveLogin(LoginOK)
+	s.event(ctx, audit.TypeLoginSuccess, procLogin, u.ID, u.ID, nil, "")
 	authn.Identify(ctx, u.ID)
 	if rehash {
 		s.rehash(ctx, u.ID, req.Msg.GetPassword())
@@ -246,7 +257,8 @@ func (s *Service) Refresh(ctx context.Context, req *connect.Request[authv1.Refre
 	case errors.Is(err, store.ErrReused):
 		s.InvalidateUser(ctx, sess.UserID)
 		s.observer.ObserveRefreshReuse()
-		s.securityEvent(ctx, sess.UserID, "refresh token reused: session "+sess.ID+" revoked")
+		s.event(ctx, audit.TypeRefreshTokenReuse, procRefresh, sess.UserID, sess.UserID, errRefresh(),
+			"refresh token reused: session "+sess.ID+" revoked")
 		return nil, errRefresh()
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExpired):
 		return nil, errRefresh()
@@ -264,21 +276,37 @@ func (s *Service) Refresh(ctx context.Context, req *connect.Request[authv1.Refre
 	if err != nil {
 		return nil, rpcerr.Internal(ctx, s.log, err)
 	}
+	s.event(ctx, audit.TypeRefresh, procRefresh, sess.UserID, sess.UserID, nil, "session "+sess.ID)
 	return connect.NewResponse(&authv1.RefreshResponse{
 		AccessToken: access, RefreshToken: next, AccessTokenExpireTime: timestamppb.New(claims.ExpiresAt),
 	}), nil
 }
 
-// securityEvent records an event in the audit log and the log.
-func (s *Service) securityEvent(ctx context.Context, userID, detail string) {
+const (
+	procLogin   = authv1connect.AuthServiceLoginProcedure
+	procRefresh = authv1connect.AuthServiceRefreshProcedure
+)
+
+// event records an event of type t in the audit trail: actor acted on
+// subject (either may be ""), the caller received err (nil: ok), and
+// detail is for admins only (the caller is never told it). Reuse of a
+// refresh token is also logged at Warn. A failure to record is logged:
+// what the event records has already happened.
+func (s *Service) event(ctx context.Context, t audit.Type, procedure, actor, subject string, err error, detail string) {
 	ip, _ := clientip.From(ctx)
+	code := "ok"
+	if err != nil {
+		code = connect.CodeOf(err).String()
+	}
 	e := store.AuditEvent{
-		ActorID: userID, Procedure: authv1connect.AuthServiceRefreshProcedure, Code: connect.CodeUnauthenticated.String(),
+		Type: string(t), ActorID: actor, SubjectID: subject, Procedure: procedure, Code: code,
 		ClientIP: ip.String(), RequestID: requestid.From(ctx), Detail: detail,
 	}
-	s.log.WarnContext(ctx, "security event", "user_id", userID, "detail", detail, "request_id", e.RequestID)
+	if t == audit.TypeRefreshTokenReuse {
+		s.log.WarnContext(ctx, "security event", "type", t, "user_id", subject, "detail", detail, "request_id", e.RequestID)
+	}
 	if err := s.store.RecordAuditEvent(context.WithoutCancel(ctx), e); err != nil {
-		s.log.ErrorContext(ctx, "audit record lost", "detail", detail, "error", err)
+		s.log.ErrorContext(ctx, "audit record lost", "type", t, "request_id", e.RequestID, "error", err)
 	}
 }
 
@@ -296,6 +324,7 @@ func (s *Service) Logout(ctx context.Context, _ *connect.Request[authv1.LogoutRe
 		return nil, rpcerr.FromStore(ctx, s.log, "session", err)
 	}
 	s.InvalidateUser(ctx, p.UserID)
+	s.event(ctx, audit.TypeLogout, authv1connect.AuthServiceLogoutProcedure, p.UserID, p.UserID, nil, "session "+p.SessionID)
 	res := connect.NewResponse(&authv1.LogoutResponse{})
 	if p.Method == authn.MethodSessionCookie {
 		res.Header().Add("Set-Cookie", s.cookie("", -1).String())
@@ -360,7 +389,10 @@ func (s *Service) ChangePassword(ctx context.Context, req *connect.Request[authv
 	}
 	if !ok {
 		s.failure(ctx, u.Email, ip)
-		return nil, connect.NewError(connect.CodePermissionDenied, errors.New("current password is incorrect"))
+		err := connect.NewError(connect.CodePermissionDenied, errors.New("current password is incorrect"))
+		s.event(ctx, audit.TypeSuspiciousActivity, authv1connect.AuthServiceChangePasswordProcedure, p.UserID, p.UserID, err,
+			"wrong current password (counted as a failed login)")
+		return nil, err
 	}
 	s.success(ctx, u.Email, ip)
 	newHash, err := s.hasher.Hash(ctx, next)
@@ -377,6 +409,8 @@ func (s *Service) ChangePassword(ctx context.Context, req *connect.Request[authv
 		return nil, rpcerr.Internal(ctx, s.log, err)
 	}
 	s.InvalidateUser(ctx, p.UserID)
+	s.event(ctx, audit.TypePasswordChange, authv1connect.AuthServiceChangePasswordProcedure, p.UserID, p.UserID, nil,
+		"other sessions and all API keys revoked")
 	return connect.NewResponse(&authv1.ChangePasswordResponse{}), nil
 }
 

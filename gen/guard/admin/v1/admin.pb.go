@@ -8,6 +8,7 @@ package adminv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	v11 "github.com/connectguard/guard/gen/guard/audit/v1"
 	v1 "github.com/connectguard/guard/gen/guard/auth/v1"
 	_ "github.com/connectguard/guard/gen/guard/policy/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -490,114 +491,31 @@ func (*UnlockUserResponse) Descriptor() ([]byte, []int) {
 	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
-// AuditEvent records one call of an audited method.
-type AuditEvent struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Time  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
-	// actor_id is the caller's user id, empty when unauthenticated.
-	ActorId   string `protobuf:"bytes,3,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
-	Procedure string `protobuf:"bytes,4,opt,name=procedure,proto3" json:"procedure,omitempty"`
-	// code is "ok" or the Connect error code of the refusal.
-	Code          string `protobuf:"bytes,5,opt,name=code,proto3" json:"code,omitempty"`
-	ClientIp      string `protobuf:"bytes,6,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
-	RequestId     string `protobuf:"bytes,7,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *AuditEvent) Reset() {
-	*x = AuditEvent{}
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[10]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *AuditEvent) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*AuditEvent) ProtoMessage() {}
-
-func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[10]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
-func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{10}
-}
-
-func (x *AuditEvent) GetId() string {
-	if x != nil {
-		return x.Id
-	}
-	return ""
-}
-
-func (x *AuditEvent) GetTime() *timestamppb.Timestamp {
-	if x != nil {
-		return x.Time
-	}
-	return nil
-}
-
-func (x *AuditEvent) GetActorId() string {
-	if x != nil {
-		return x.ActorId
-	}
-	return ""
-}
-
-func (x *AuditEvent) GetProcedure() string {
-	if x != nil {
-		return x.Procedure
-	}
-	return ""
-}
-
-func (x *AuditEvent) GetCode() string {
-	if x != nil {
-		return x.Code
-	}
-	return ""
-}
-
-func (x *AuditEvent) GetClientIp() string {
-	if x != nil {
-		return x.ClientIp
-	}
-	return ""
-}
-
-func (x *AuditEvent) GetRequestId() string {
-	if x != nil {
-		return x.RequestId
-	}
-	return ""
-}
-
 type ListAuditEventsRequest struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	PageSize  int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	// actor_id, when set, keeps only events of that user.
-	ActorId       string `protobuf:"bytes,3,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// page_size: 0 means the default (50); larger than 100 is clamped to 100.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// page_token continues a listing with the same filters.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// user_id, when set, keeps events whose actor or subject is that user.
+	UserId string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// types, when set, keeps events of these types.
+	Types []v11.EventType `protobuf:"varint,4,rep,packed,name=types,proto3,enum=guard.audit.v1.EventType" json:"types,omitempty"`
+	// procedure, when set, keeps events of that RPC (/package.Service/Method).
+	Procedure string `protobuf:"bytes,5,opt,name=procedure,proto3" json:"procedure,omitempty"`
+	// code, when set, keeps events with that outcome: "ok" or a Connect code.
+	Code string `protobuf:"bytes,6,opt,name=code,proto3" json:"code,omitempty"`
+	// start_time, when set, keeps events at or after it.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// end_time, when set, keeps events before it.
+	EndTime       *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -609,7 +527,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -622,7 +540,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListAuditEventsRequest) GetPageSize() int32 {
@@ -639,24 +557,60 @@ func (x *ListAuditEventsRequest) GetPageToken() string {
 	return ""
 }
 
-func (x *ListAuditEventsRequest) GetActorId() string {
+func (x *ListAuditEventsRequest) GetUserId() string {
 	if x != nil {
-		return x.ActorId
+		return x.UserId
 	}
 	return ""
 }
 
+func (x *ListAuditEventsRequest) GetTypes() []v11.EventType {
+	if x != nil {
+		return x.Types
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetProcedure() string {
+	if x != nil {
+		return x.Procedure
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
 type ListAuditEventsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Events        []*AuditEvent          `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
-	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// events, newest first.
+	Events        []*v11.Event `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	NextPageToken string       `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[12]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -668,7 +622,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[12]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -681,10 +635,10 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
-func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
+func (x *ListAuditEventsResponse) GetEvents() []*v11.Event {
 	if x != nil {
 		return x.Events
 	}
@@ -710,7 +664,7 @@ type RotateSigningKeyRequest struct {
 
 func (x *RotateSigningKeyRequest) Reset() {
 	*x = RotateSigningKeyRequest{}
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[13]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +676,7 @@ func (x *RotateSigningKeyRequest) String() string {
 func (*RotateSigningKeyRequest) ProtoMessage() {}
 
 func (x *RotateSigningKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[13]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +689,7 @@ func (x *RotateSigningKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeyRequest) Descriptor() ([]byte, []int) {
-	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RotateSigningKeyRequest) GetRevokePrevious() bool {
@@ -755,7 +709,7 @@ type RotateSigningKeyResponse struct {
 
 func (x *RotateSigningKeyResponse) Reset() {
 	*x = RotateSigningKeyResponse{}
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[14]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +721,7 @@ func (x *RotateSigningKeyResponse) String() string {
 func (*RotateSigningKeyResponse) ProtoMessage() {}
 
 func (x *RotateSigningKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[14]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +734,7 @@ func (x *RotateSigningKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeyResponse) Descriptor() ([]byte, []int) {
-	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RotateSigningKeyResponse) GetKeyId() string {
@@ -794,7 +748,7 @@ var File_guard_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_guard_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x1aguard/admin/v1/admin.proto\x12\x0eguard.admin.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18guard/auth/v1/auth.proto\x1a\x1cguard/policy/v1/policy.proto\"\x9f\x01\n" +
+	"\x1aguard/admin/v1/admin.proto\x12\x0eguard.admin.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aguard/audit/v1/audit.proto\x1a\x18guard/auth/v1/auth.proto\x1a\x1cguard/policy/v1/policy.proto\"\x9f\x01\n" +
 	"\x11CreateUserRequest\x12 \n" +
 	"\x05email\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x18\xfe\x01`\x01R\x05email\x12)\n" +
@@ -821,25 +775,21 @@ const file_guard_admin_v1_admin_proto_rawDesc = "" +
 	"\x13DisableUserResponse\"C\n" +
 	"\x11UnlockUserRequest\x12.\n" +
 	"\auser_id\x18\x01 \x01(\tB\x15\xbaH\x12r\x102\x0e^[a-z2-7]{26}$R\x06userId\"\x14\n" +
-	"\x12UnlockUserResponse\"\xd5\x01\n" +
-	"\n" +
-	"AuditEvent\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
-	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x19\n" +
-	"\bactor_id\x18\x03 \x01(\tR\aactorId\x12\x1c\n" +
-	"\tprocedure\x18\x04 \x01(\tR\tprocedure\x12\x12\n" +
-	"\x04code\x18\x05 \x01(\tR\x04code\x12\x1b\n" +
-	"\tclient_ip\x18\x06 \x01(\tR\bclientIp\x12\x1d\n" +
-	"\n" +
-	"request_id\x18\a \x01(\tR\trequestId\"\x9f\x01\n" +
+	"\x12UnlockUserResponse\"\xca\x03\n" +
 	"\x16ListAuditEventsRequest\x12'\n" +
 	"\tpage_size\x18\x01 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12'\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\x123\n" +
-	"\bactor_id\x18\x03 \x01(\tB\x18\xbaH\x15\xd8\x01\x01r\x102\x0e^[a-z2-7]{26}$R\aactorId\"u\n" +
-	"\x17ListAuditEventsResponse\x122\n" +
-	"\x06events\x18\x01 \x03(\v2\x1a.guard.admin.v1.AuditEventR\x06events\x12&\n" +
+	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\x121\n" +
+	"\auser_id\x18\x03 \x01(\tB\x18\xbaH\x15\xd8\x01\x01r\x102\x0e^[a-z2-7]{26}$R\x06userId\x12B\n" +
+	"\x05types\x18\x04 \x03(\x0e2\x19.guard.audit.v1.EventTypeB\x11\xbaH\x0e\x92\x01\v\x10\x10\"\a\x82\x01\x04\x10\x01 \x00R\x05types\x12J\n" +
+	"\tprocedure\x18\x05 \x01(\tB,\xbaH)\xd8\x01\x01r$\x18\x80\x022\x1f^/[A-Za-z0-9_.]+/[A-Za-z0-9_]+$R\tprocedure\x12)\n" +
+	"\x04code\x18\x06 \x01(\tB\x15\xbaH\x12\xd8\x01\x01r\r\x18 2\t^[a-z_]+$R\x04code\x129\n" +
+	"\n" +
+	"start_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"p\n" +
+	"\x17ListAuditEventsResponse\x12-\n" +
+	"\x06events\x18\x01 \x03(\v2\x15.guard.audit.v1.EventR\x06events\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"B\n" +
 	"\x17RotateSigningKeyRequest\x12'\n" +
 	"\x0frevoke_previous\x18\x01 \x01(\bR\x0erevokePrevious\"1\n" +
@@ -868,7 +818,7 @@ func file_guard_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_guard_admin_v1_admin_proto_rawDescData
 }
 
-var file_guard_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_guard_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_guard_admin_v1_admin_proto_goTypes = []any{
 	(*CreateUserRequest)(nil),        // 0: guard.admin.v1.CreateUserRequest
 	(*CreateUserResponse)(nil),       // 1: guard.admin.v1.CreateUserResponse
@@ -880,39 +830,42 @@ var file_guard_admin_v1_admin_proto_goTypes = []any{
 	(*DisableUserResponse)(nil),      // 7: guard.admin.v1.DisableUserResponse
 	(*UnlockUserRequest)(nil),        // 8: guard.admin.v1.UnlockUserRequest
 	(*UnlockUserResponse)(nil),       // 9: guard.admin.v1.UnlockUserResponse
-	(*AuditEvent)(nil),               // 10: guard.admin.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),   // 11: guard.admin.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),  // 12: guard.admin.v1.ListAuditEventsResponse
-	(*RotateSigningKeyRequest)(nil),  // 13: guard.admin.v1.RotateSigningKeyRequest
-	(*RotateSigningKeyResponse)(nil), // 14: guard.admin.v1.RotateSigningKeyResponse
-	(*v1.User)(nil),                  // 15: guard.auth.v1.User
+	(*ListAuditEventsRequest)(nil),   // 10: guard.admin.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),  // 11: guard.admin.v1.ListAuditEventsResponse
+	(*RotateSigningKeyRequest)(nil),  // 12: guard.admin.v1.RotateSigningKeyRequest
+	(*RotateSigningKeyResponse)(nil), // 13: guard.admin.v1.RotateSigningKeyResponse
+	(*v1.User)(nil),                  // 14: guard.auth.v1.User
+	(v11.EventType)(0),               // 15: guard.audit.v1.EventType
 	(*timestamppb.Timestamp)(nil),    // 16: google.protobuf.Timestamp
+	(*v11.Event)(nil),                // 17: guard.audit.v1.Event
 }
 var file_guard_admin_v1_admin_proto_depIdxs = []int32{
-	15, // 0: guard.admin.v1.CreateUserResponse.user:type_name -> guard.auth.v1.User
-	15, // 1: guard.admin.v1.ListUsersResponse.users:type_name -> guard.auth.v1.User
-	15, // 2: guard.admin.v1.SetUserRolesResponse.user:type_name -> guard.auth.v1.User
-	16, // 3: guard.admin.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	10, // 4: guard.admin.v1.ListAuditEventsResponse.events:type_name -> guard.admin.v1.AuditEvent
-	0,  // 5: guard.admin.v1.AdminService.CreateUser:input_type -> guard.admin.v1.CreateUserRequest
-	2,  // 6: guard.admin.v1.AdminService.ListUsers:input_type -> guard.admin.v1.ListUsersRequest
-	4,  // 7: guard.admin.v1.AdminService.SetUserRoles:input_type -> guard.admin.v1.SetUserRolesRequest
-	6,  // 8: guard.admin.v1.AdminService.DisableUser:input_type -> guard.admin.v1.DisableUserRequest
-	8,  // 9: guard.admin.v1.AdminService.UnlockUser:input_type -> guard.admin.v1.UnlockUserRequest
-	11, // 10: guard.admin.v1.AdminService.ListAuditEvents:input_type -> guard.admin.v1.ListAuditEventsRequest
-	13, // 11: guard.admin.v1.AdminService.RotateSigningKey:input_type -> guard.admin.v1.RotateSigningKeyRequest
-	1,  // 12: guard.admin.v1.AdminService.CreateUser:output_type -> guard.admin.v1.CreateUserResponse
-	3,  // 13: guard.admin.v1.AdminService.ListUsers:output_type -> guard.admin.v1.ListUsersResponse
-	5,  // 14: guard.admin.v1.AdminService.SetUserRoles:output_type -> guard.admin.v1.SetUserRolesResponse
-	7,  // 15: guard.admin.v1.AdminService.DisableUser:output_type -> guard.admin.v1.DisableUserResponse
-	9,  // 16: guard.admin.v1.AdminService.UnlockUser:output_type -> guard.admin.v1.UnlockUserResponse
-	12, // 17: guard.admin.v1.AdminService.ListAuditEvents:output_type -> guard.admin.v1.ListAuditEventsResponse
-	14, // 18: guard.admin.v1.AdminService.RotateSigningKey:output_type -> guard.admin.v1.RotateSigningKeyResponse
-	12, // [12:19] is the sub-list for method output_type
-	5,  // [5:12] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	14, // 0: guard.admin.v1.CreateUserResponse.user:type_name -> guard.auth.v1.User
+	14, // 1: guard.admin.v1.ListUsersResponse.users:type_name -> guard.auth.v1.User
+	14, // 2: guard.admin.v1.SetUserRolesResponse.user:type_name -> guard.auth.v1.User
+	15, // 3: guard.admin.v1.ListAuditEventsRequest.types:type_name -> guard.audit.v1.EventType
+	16, // 4: guard.admin.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	16, // 5: guard.admin.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	17, // 6: guard.admin.v1.ListAuditEventsResponse.events:type_name -> guard.audit.v1.Event
+	0,  // 7: guard.admin.v1.AdminService.CreateUser:input_type -> guard.admin.v1.CreateUserRequest
+	2,  // 8: guard.admin.v1.AdminService.ListUsers:input_type -> guard.admin.v1.ListUsersRequest
+	4,  // 9: guard.admin.v1.AdminService.SetUserRoles:input_type -> guard.admin.v1.SetUserRolesRequest
+	6,  // 10: guard.admin.v1.AdminService.DisableUser:input_type -> guard.admin.v1.DisableUserRequest
+	8,  // 11: guard.admin.v1.AdminService.UnlockUser:input_type -> guard.admin.v1.UnlockUserRequest
+	10, // 12: guard.admin.v1.AdminService.ListAuditEvents:input_type -> guard.admin.v1.ListAuditEventsRequest
+	12, // 13: guard.admin.v1.AdminService.RotateSigningKey:input_type -> guard.admin.v1.RotateSigningKeyRequest
+	1,  // 14: guard.admin.v1.AdminService.CreateUser:output_type -> guard.admin.v1.CreateUserResponse
+	3,  // 15: guard.admin.v1.AdminService.ListUsers:output_type -> guard.admin.v1.ListUsersResponse
+	5,  // 16: guard.admin.v1.AdminService.SetUserRoles:output_type -> guard.admin.v1.SetUserRolesResponse
+	7,  // 17: guard.admin.v1.AdminService.DisableUser:output_type -> guard.admin.v1.DisableUserResponse
+	9,  // 18: guard.admin.v1.AdminService.UnlockUser:output_type -> guard.admin.v1.UnlockUserResponse
+	11, // 19: guard.admin.v1.AdminService.ListAuditEvents:output_type -> guard.admin.v1.ListAuditEventsResponse
+	13, // 20: guard.admin.v1.AdminService.RotateSigningKey:output_type -> guard.admin.v1.RotateSigningKeyResponse
+	14, // [14:21] is the sub-list for method output_type
+	7,  // [7:14] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_guard_admin_v1_admin_proto_init() }
@@ -926,7 +879,7 @@ func file_guard_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_guard_admin_v1_admin_proto_rawDesc), len(file_guard_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

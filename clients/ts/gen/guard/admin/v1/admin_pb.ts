@@ -7,6 +7,8 @@ import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2
 import { file_buf_validate_validate } from "../../../buf/validate/validate_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Event, EventType } from "../../audit/v1/audit_pb.js";
+import { file_guard_audit_v1_audit } from "../../audit/v1/audit_pb.js";
 import type { User } from "../../auth/v1/auth_pb.js";
 import { file_guard_auth_v1_auth } from "../../auth/v1/auth_pb.js";
 import { file_guard_policy_v1_policy } from "../../policy/v1/policy_pb.js";
@@ -16,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file guard/admin/v1/admin.proto.
  */
 export const file_guard_admin_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChpndWFyZC9hZG1pbi92MS9hZG1pbi5wcm90bxIOZ3VhcmQuYWRtaW4udjEihwEKEUNyZWF0ZVVzZXJSZXF1ZXN0EhkKBWVtYWlsGAEgASgJQgq6SAdyBRj+AWABEh8KCHBhc3N3b3JkGAIgASgJQg26SApyCBAIGIABKIAEEjYKBXJvbGVzGAMgAygJQie6SCSSASEIARADGAEiGXIXUgVhZG1pblIGbWVtYmVyUgZ2aWV3ZXIiNwoSQ3JlYXRlVXNlclJlc3BvbnNlEiEKBHVzZXIYASABKAsyEy5ndWFyZC5hdXRoLnYxLlVzZXIiTwoQTGlzdFVzZXJzUmVxdWVzdBIdCglwYWdlX3NpemUYASABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAQiUAoRTGlzdFVzZXJzUmVzcG9uc2USIgoFdXNlcnMYASADKAsyEy5ndWFyZC5hdXRoLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInUKE1NldFVzZXJSb2xlc1JlcXVlc3QSJgoHdXNlcl9pZBgBIAEoCUIVukgSchAyDl5bYS16Mi03XXsyNn0kEjYKBXJvbGVzGAIgAygJQie6SCSSASEIARADGAEiGXIXUgVhZG1pblIGbWVtYmVyUgZ2aWV3ZXIiOQoUU2V0VXNlclJvbGVzUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmd1YXJkLmF1dGgudjEuVXNlciI8ChJEaXNhYmxlVXNlclJlcXVlc3QSJgoHdXNlcl9pZBgBIAEoCUIVukgSchAyDl5bYS16Mi03XXsyNn0kIhUKE0Rpc2FibGVVc2VyUmVzcG9uc2UiOwoRVW5sb2NrVXNlclJlcXVlc3QSJgoHdXNlcl9pZBgBIAEoCUIVukgSchAyDl5bYS16Mi03XXsyNn0kIhQKElVubG9ja1VzZXJSZXNwb25zZSKcAQoKQXVkaXRFdmVudBIKCgJpZBgBIAEoCRIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghhY3Rvcl9pZBgDIAEoCRIRCglwcm9jZWR1cmUYBCABKAkSDAoEY29kZRgFIAEoCRIRCgljbGllbnRfaXAYBiABKAkSEgoKcmVxdWVzdF9pZBgHIAEoCSKBAQoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIdCglwYWdlX3NpemUYASABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAQSKgoIYWN0b3JfaWQYAyABKAlCGLpIFdgBAXIQMg5eW2EtejItN117MjZ9JCJeChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIqCgZldmVudHMYASADKAsyGi5ndWFyZC5hZG1pbi52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIyChdSb3RhdGVTaWduaW5nS2V5UmVxdWVzdBIXCg9yZXZva2VfcHJldmlvdXMYASABKAgiKgoYUm90YXRlU2lnbmluZ0tleVJlc3BvbnNlEg4KBmtleV9pZBgBIAEoCTKeBQoMQWRtaW5TZXJ2aWNlElMKCkNyZWF0ZVVzZXISIS5ndWFyZC5hZG1pbi52MS5DcmVhdGVVc2VyUmVxdWVzdBoiLmd1YXJkLmFkbWluLnYxLkNyZWF0ZVVzZXJSZXNwb25zZRJQCglMaXN0VXNlcnMSIC5ndWFyZC5hZG1pbi52MS5MaXN0VXNlcnNSZXF1ZXN0GiEuZ3VhcmQuYWRtaW4udjEuTGlzdFVzZXJzUmVzcG9uc2USWQoMU2V0VXNlclJvbGVzEiMuZ3VhcmQuYWRtaW4udjEuU2V0VXNlclJvbGVzUmVxdWVzdBokLmd1YXJkLmFkbWluLnYxLlNldFVzZXJSb2xlc1Jlc3BvbnNlElYKC0Rpc2FibGVVc2VyEiIuZ3VhcmQuYWRtaW4udjEuRGlzYWJsZVVzZXJSZXF1ZXN0GiMuZ3VhcmQuYWRtaW4udjEuRGlzYWJsZVVzZXJSZXNwb25zZRJTCgpVbmxvY2tVc2VyEiEuZ3VhcmQuYWRtaW4udjEuVW5sb2NrVXNlclJlcXVlc3QaIi5ndWFyZC5hZG1pbi52MS5VbmxvY2tVc2VyUmVzcG9uc2USYgoPTGlzdEF1ZGl0RXZlbnRzEiYuZ3VhcmQuYWRtaW4udjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBonLmd1YXJkLmFkbWluLnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEmUKEFJvdGF0ZVNpZ25pbmdLZXkSJy5ndWFyZC5hZG1pbi52MS5Sb3RhdGVTaWduaW5nS2V5UmVxdWVzdBooLmd1YXJkLmFkbWluLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRoUwqAZEBIFYWRtaW4aBWFkbWluMAFCOlo4Z2l0aHViLmNvbS9jb25uZWN0Z3VhcmQvZ3VhcmQvZ2VuL2d1YXJkL2FkbWluL3YxO2FkbWludjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp, file_guard_auth_v1_auth, file_guard_policy_v1_policy]);
+  fileDesc("ChpndWFyZC9hZG1pbi92MS9hZG1pbi5wcm90bxIOZ3VhcmQuYWRtaW4udjEihwEKEUNyZWF0ZVVzZXJSZXF1ZXN0EhkKBWVtYWlsGAEgASgJQgq6SAdyBRj+AWABEh8KCHBhc3N3b3JkGAIgASgJQg26SApyCBAIGIABKIAEEjYKBXJvbGVzGAMgAygJQie6SCSSASEIARADGAEiGXIXUgVhZG1pblIGbWVtYmVyUgZ2aWV3ZXIiNwoSQ3JlYXRlVXNlclJlc3BvbnNlEiEKBHVzZXIYASABKAsyEy5ndWFyZC5hdXRoLnYxLlVzZXIiTwoQTGlzdFVzZXJzUmVxdWVzdBIdCglwYWdlX3NpemUYASABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAQiUAoRTGlzdFVzZXJzUmVzcG9uc2USIgoFdXNlcnMYASADKAsyEy5ndWFyZC5hdXRoLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInUKE1NldFVzZXJSb2xlc1JlcXVlc3QSJgoHdXNlcl9pZBgBIAEoCUIVukgSchAyDl5bYS16Mi03XXsyNn0kEjYKBXJvbGVzGAIgAygJQie6SCSSASEIARADGAEiGXIXUgVhZG1pblIGbWVtYmVyUgZ2aWV3ZXIiOQoUU2V0VXNlclJvbGVzUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmd1YXJkLmF1dGgudjEuVXNlciI8ChJEaXNhYmxlVXNlclJlcXVlc3QSJgoHdXNlcl9pZBgBIAEoCUIVukgSchAyDl5bYS16Mi03XXsyNn0kIhUKE0Rpc2FibGVVc2VyUmVzcG9uc2UiOwoRVW5sb2NrVXNlclJlcXVlc3QSJgoHdXNlcl9pZBgBIAEoCUIVukgSchAyDl5bYS16Mi03XXsyNn0kIhQKElVubG9ja1VzZXJSZXNwb25zZSKBAwoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIdCglwYWdlX3NpemUYASABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAQSKQoHdXNlcl9pZBgDIAEoCUIYukgV2AEBchAyDl5bYS16Mi03XXsyNn0kEjsKBXR5cGVzGAQgAygOMhkuZ3VhcmQuYXVkaXQudjEuRXZlbnRUeXBlQhG6SA6SAQsQECIHggEEEAEgABI/Cglwcm9jZWR1cmUYBSABKAlCLLpIKdgBAXIkGIACMh9eL1tBLVphLXowLTlfLl0rL1tBLVphLXowLTlfXSskEiMKBGNvZGUYBiABKAlCFbpIEtgBAXINGCAyCV5bYS16X10rJBIuCgpzdGFydF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiWQoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USJQoGZXZlbnRzGAEgAygLMhUuZ3VhcmQuYXVkaXQudjEuRXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjIKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0EhcKD3Jldm9rZV9wcmV2aW91cxgBIAEoCCIqChhSb3RhdGVTaWduaW5nS2V5UmVzcG9uc2USDgoGa2V5X2lkGAEgASgJMp4FCgxBZG1pblNlcnZpY2USUwoKQ3JlYXRlVXNlchIhLmd1YXJkLmFkbWluLnYxLkNyZWF0ZVVzZXJSZXF1ZXN0GiIuZ3VhcmQuYWRtaW4udjEuQ3JlYXRlVXNlclJlc3BvbnNlElAKCUxpc3RVc2VycxIgLmd1YXJkLmFkbWluLnYxLkxpc3RVc2Vyc1JlcXVlc3QaIS5ndWFyZC5hZG1pbi52MS5MaXN0VXNlcnNSZXNwb25zZRJZCgxTZXRVc2VyUm9sZXMSIy5ndWFyZC5hZG1pbi52MS5TZXRVc2VyUm9sZXNSZXF1ZXN0GiQuZ3VhcmQuYWRtaW4udjEuU2V0VXNlclJvbGVzUmVzcG9uc2USVgoLRGlzYWJsZVVzZXISIi5ndWFyZC5hZG1pbi52MS5EaXNhYmxlVXNlclJlcXVlc3QaIy5ndWFyZC5hZG1pbi52MS5EaXNhYmxlVXNlclJlc3BvbnNlElMKClVubG9ja1VzZXISIS5ndWFyZC5hZG1pbi52MS5VbmxvY2tVc2VyUmVxdWVzdBoiLmd1YXJkLmFkbWluLnYxLlVubG9ja1VzZXJSZXNwb25zZRJiCg9MaXN0QXVkaXRFdmVudHMSJi5ndWFyZC5hZG1pbi52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GicuZ3VhcmQuYWRtaW4udjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USZQoQUm90YXRlU2lnbmluZ0tleRInLmd1YXJkLmFkbWluLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0GiguZ3VhcmQuYWRtaW4udjEuUm90YXRlU2lnbmluZ0tleVJlc3BvbnNlGhTCoBkQEgVhZG1pbhoFYWRtaW4wAUI6WjhnaXRodWIuY29tL2Nvbm5lY3RndWFyZC9ndWFyZC9nZW4vZ3VhcmQvYWRtaW4vdjE7YWRtaW52MWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_guard_audit_v1_audit, file_guard_auth_v1_auth, file_guard_policy_v1_policy]);
 
 /**
  * @generated from message guard.admin.v1.CreateUserRequest
@@ -208,78 +210,64 @@ export const UnlockUserResponseSchema: GenMessage<UnlockUserResponse> = /*@__PUR
   messageDesc(file_guard_admin_v1_admin, 9);
 
 /**
- * AuditEvent records one call of an audited method.
- *
- * @generated from message guard.admin.v1.AuditEvent
- */
-export type AuditEvent = Message<"guard.admin.v1.AuditEvent"> & {
-  /**
-   * @generated from field: string id = 1;
-   */
-  id: string;
-
-  /**
-   * @generated from field: google.protobuf.Timestamp time = 2;
-   */
-  time?: Timestamp | undefined;
-
-  /**
-   * actor_id is the caller's user id, empty when unauthenticated.
-   *
-   * @generated from field: string actor_id = 3;
-   */
-  actorId: string;
-
-  /**
-   * @generated from field: string procedure = 4;
-   */
-  procedure: string;
-
-  /**
-   * code is "ok" or the Connect error code of the refusal.
-   *
-   * @generated from field: string code = 5;
-   */
-  code: string;
-
-  /**
-   * @generated from field: string client_ip = 6;
-   */
-  clientIp: string;
-
-  /**
-   * @generated from field: string request_id = 7;
-   */
-  requestId: string;
-};
-
-/**
- * Describes the message guard.admin.v1.AuditEvent.
- * Use `create(AuditEventSchema)` to create a new message.
- */
-export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_guard_admin_v1_admin, 10);
-
-/**
  * @generated from message guard.admin.v1.ListAuditEventsRequest
  */
 export type ListAuditEventsRequest = Message<"guard.admin.v1.ListAuditEventsRequest"> & {
   /**
+   * page_size: 0 means the default (50); larger than 100 is clamped to 100.
+   *
    * @generated from field: int32 page_size = 1;
    */
   pageSize: number;
 
   /**
+   * page_token continues a listing with the same filters.
+   *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
 
   /**
-   * actor_id, when set, keeps only events of that user.
+   * user_id, when set, keeps events whose actor or subject is that user.
    *
-   * @generated from field: string actor_id = 3;
+   * @generated from field: string user_id = 3;
    */
-  actorId: string;
+  userId: string;
+
+  /**
+   * types, when set, keeps events of these types.
+   *
+   * @generated from field: repeated guard.audit.v1.EventType types = 4;
+   */
+  types: EventType[];
+
+  /**
+   * procedure, when set, keeps events of that RPC (/package.Service/Method).
+   *
+   * @generated from field: string procedure = 5;
+   */
+  procedure: string;
+
+  /**
+   * code, when set, keeps events with that outcome: "ok" or a Connect code.
+   *
+   * @generated from field: string code = 6;
+   */
+  code: string;
+
+  /**
+   * start_time, when set, keeps events at or after it.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 7;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * end_time, when set, keeps events before it.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 8;
+   */
+  endTime?: Timestamp | undefined;
 };
 
 /**
@@ -287,16 +275,18 @@ export type ListAuditEventsRequest = Message<"guard.admin.v1.ListAuditEventsRequ
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_guard_admin_v1_admin, 11);
+  messageDesc(file_guard_admin_v1_admin, 10);
 
 /**
  * @generated from message guard.admin.v1.ListAuditEventsResponse
  */
 export type ListAuditEventsResponse = Message<"guard.admin.v1.ListAuditEventsResponse"> & {
   /**
-   * @generated from field: repeated guard.admin.v1.AuditEvent events = 1;
+   * events, newest first.
+   *
+   * @generated from field: repeated guard.audit.v1.Event events = 1;
    */
-  events: AuditEvent[];
+  events: Event[];
 
   /**
    * @generated from field: string next_page_token = 2;
@@ -309,7 +299,7 @@ export type ListAuditEventsResponse = Message<"guard.admin.v1.ListAuditEventsRes
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_guard_admin_v1_admin, 12);
+  messageDesc(file_guard_admin_v1_admin, 11);
 
 /**
  * @generated from message guard.admin.v1.RotateSigningKeyRequest
@@ -330,7 +320,7 @@ export type RotateSigningKeyRequest = Message<"guard.admin.v1.RotateSigningKeyRe
  * Use `create(RotateSigningKeyRequestSchema)` to create a new message.
  */
 export const RotateSigningKeyRequestSchema: GenMessage<RotateSigningKeyRequest> = /*@__PURE__*/
-  messageDesc(file_guard_admin_v1_admin, 13);
+  messageDesc(file_guard_admin_v1_admin, 12);
 
 /**
  * @generated from message guard.admin.v1.RotateSigningKeyResponse
@@ -349,7 +339,7 @@ export type RotateSigningKeyResponse = Message<"guard.admin.v1.RotateSigningKeyR
  * Use `create(RotateSigningKeyResponseSchema)` to create a new message.
  */
 export const RotateSigningKeyResponseSchema: GenMessage<RotateSigningKeyResponse> = /*@__PURE__*/
-  messageDesc(file_guard_admin_v1_admin, 14);
+  messageDesc(file_guard_admin_v1_admin, 13);
 
 /**
  * AdminService manages users and reads the audit log.
