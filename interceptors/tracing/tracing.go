@@ -43,6 +43,10 @@ import (
 // ScopeName is the instrumentation scope of the decision spans.
 const ScopeName = "github.com/connectguard/guard/interceptors/tracing"
 
+// SpanPrefix starts the name of each decision span, followed by the
+// decision: "guard.decision.authn".
+const SpanPrefix = "guard.decision."
+
 // The attributes of decision spans.
 const (
 	AttrDecision   = attribute.Key("guard.decision")
@@ -104,7 +108,7 @@ func (o *open) start(ctx context.Context) (context.Context, *decision) {
 	if !parent.IsRecording() {
 		return ctx, nil
 	}
-	ctx, span := o.t.tracer.Start(ctx, "guard."+o.name, trace.WithSpanKind(trace.SpanKindInternal),
+	ctx, span := o.t.tracer.Start(ctx, SpanPrefix+o.name, trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(o.attr))
 	d := &decision{span: span, parent: parent, name: o.name}
 	return context.WithValue(ctx, decisionKey{}, d), d
