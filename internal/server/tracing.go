@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"strings"
 
 	"connectrpc.com/connect"
 	"connectrpc.com/otelconnect"
@@ -21,10 +23,21 @@ import (
 // OTEL_* variables (headers, protocol details, sampler, service name);
 // otherwise none, and the server makes no spans at all.
 func newTracing(ctx context.Context, getenv func(string) string) (trace.TracerProvider, func(context.Context) error, error) {
-	if getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
-		return nil, func(context.Context) error { return nil }, nil
+	endpoint, name := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+	if endpoint == "" {
+		endpoint, name = getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTEL_EXPORTER_OTLP_ENDPOINT"
+		if endpoint == "" {
+			return nil, func(context.Context) error { return nil }, nil
+		}
+		// The general endpoint is a base URL; the signal's path follows.
+		endpoint = strings.TrimSuffix(endpoint, "/") + "/v1/traces"
 	}
-	exp, err := otlptracehttp.New(ctx) // reads the OTEL_EXPORTER_OTLP_* variables
+	if u, err := url.Parse(endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, nil, fmt.Errorf("%s=%q: want a URL such as http://collector:4318", name, getenv(name))
+	}
+	// The exporter reads the other OTEL_EXPORTER_OTLP_* variables (headers,
+	// timeout, compression, certificates) itself.
+	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint))
 	if err != nil {
 		return nil, nil, fmt.Errorf("otlp trace exporter: %w", err)
 	}
