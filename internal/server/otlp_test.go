@@ -10,8 +10,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/connectguard/guard/internal/servertest"
 	"github.com/connectguard/guard/interceptors/tracing"
+	"github.com/connectguard/guard/internal/servertest"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 )
