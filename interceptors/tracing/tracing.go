@@ -82,7 +82,10 @@ func (t *Tracer) Around(name string, check connect.Interceptor) []connect.Interc
 	if t == nil {
 		return []connect.Interceptor{check}
 	}
-	return []connect.Interceptor{&open{t: t, name: name, attr: AttrDecision.String(name)}, check, passed{}}
+	o := &open{t: t, name: name, span: SpanPrefix + name, opts: []trace.SpanStartOption{
+		trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(AttrDecision.String(name)),
+	}}
+	return []connect.Interceptor{o, check, passed{}}
 }
 
 // decision is one traced decision of a call, from open to passed.
@@ -98,9 +101,9 @@ type decisionKey struct{}
 // open starts the span of a decision before the check runs, and ends it
 // as refused if the check returns without passing the call on.
 type open struct {
-	t    *Tracer
-	name string
-	attr attribute.KeyValue
+	t          *Tracer
+	name, span string
+	opts       []trace.SpanStartOption // made once: options allocate
 }
 
 func (o *open) start(ctx context.Context) (context.Context, *decision) {
@@ -108,8 +111,7 @@ func (o *open) start(ctx context.Context) (context.Context, *decision) {
 	if !parent.IsRecording() {
 		return ctx, nil
 	}
-	ctx, span := o.t.tracer.Start(ctx, SpanPrefix+o.name, trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithAttributes(o.attr))
+	ctx, span := o.t.tracer.Start(ctx, o.span, o.opts...)
 	d := &decision{span: span, parent: parent, name: o.name}
 	return context.WithValue(ctx, decisionKey{}, d), d
 }
@@ -168,6 +170,8 @@ func (o *open) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.S
 	}
 }
 
+var allowed = AttrOutcome.String(Allowed)
+
 // passed ends the span of the decision the check has just passed, as
 // allowed, and gives the rest of the chain the call's span back.
 type passed struct{}
@@ -178,14 +182,13 @@ func (passed) pass(ctx context.Context) context.Context {
 		return ctx
 	}
 	d.done = true
-	if d.name == "authn" {
-		if p, ok := authn.PrincipalFrom(ctx); ok {
-			d.span.SetAttributes(AttrOutcome.String(Allowed), AttrAuthMethod.String(p.Method.String()), AttrUserID.String(p.UserID))
-		} else {
-			d.span.SetAttributes(AttrOutcome.String(Allowed), AttrAuthMethod.String(authn.Method(0).String()))
-		}
-	} else {
-		d.span.SetAttributes(AttrOutcome.String(Allowed))
+	switch p, ok := authn.PrincipalFrom(ctx); {
+	case d.name != "authn":
+		d.span.SetAttributes(allowed)
+	case ok:
+		d.span.SetAttributes(allowed, AttrAuthMethod.String(p.Method.String()), AttrUserID.String(p.UserID))
+	default:
+		d.span.SetAttributes(allowed, AttrAuthMethod.String(authn.Method(0).String()))
 	}
 	d.span.End()
 	return trace.ContextWithSpan(ctx, d.parent)
