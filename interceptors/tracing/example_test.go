@@ -44,7 +44,7 @@ func ExampleTracer_Around() {
 		for _, a := range s.Attributes {
 			switch a.Key {
 			case tracing.AttrOutcome, tracing.AttrCode, tracing.AttrAuthMethod, tracing.AttrUserID:
-				fmt.Printf(" %s=%s", a.Key, a.Value.Emit())
+				fmt.Printf(" %s=%s", a.Key, a.Value.String())
 			}
 		}
 		fmt.Println()

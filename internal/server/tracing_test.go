@@ -115,7 +115,7 @@ func decisions(t *testing.T, spans tracetest.SpanStubs, procedure string) (map[s
 func attr(s tracetest.SpanStub, key attribute.Key) string {
 	for _, a := range s.Attributes {
 		if a.Key == key {
-			return a.Value.Emit()
+			return a.Value.String()
 		}
 	}
 	return ""
@@ -266,7 +266,7 @@ func TestTraces(t *testing.T) {
 			kvs = append(kvs, l.Attributes...)
 		}
 		for _, kv := range kvs {
-			texts = append(texts, string(kv.Key), kv.Value.Emit())
+			texts = append(texts, string(kv.Key), kv.Value.String())
 		}
 		for _, text := range texts {
 			for _, secret := range secrets {
