@@ -82,9 +82,8 @@ func (t *Tracer) Around(name string, check connect.Interceptor) []connect.Interc
 	if t == nil {
 		return []connect.Interceptor{check}
 	}
-	o := &open{t: t, name: name, span: SpanPrefix + name, opts: []trace.SpanStartOption{
-		trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(AttrDecision.String(name)),
-	}}
+	o := &open{t: t, name: name, span: SpanPrefix + name, attr: AttrDecision.String(name),
+		opts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)}}
 	return []connect.Interceptor{o, check, passed{}}
 }
 
@@ -93,16 +92,32 @@ type decision struct {
 	span   trace.Span
 	parent trace.Span
 	name   string
+	attr   attribute.KeyValue // AttrDecision, set with the outcome: one SetAttributes a span
 	done   bool
 }
 
 type decisionKey struct{}
+
+// decisionContext is the context of the check: the decision's span's
+// context, and the decision under decisionKey, in one allocation.
+type decisionContext struct {
+	context.Context
+	d decision
+}
+
+func (c *decisionContext) Value(key any) any {
+	if _, ok := key.(decisionKey); ok {
+		return &c.d
+	}
+	return c.Context.Value(key)
+}
 
 // open starts the span of a decision before the check runs, and ends it
 // as refused if the check returns without passing the call on.
 type open struct {
 	t          *Tracer
 	name, span string
+	attr       attribute.KeyValue
 	opts       []trace.SpanStartOption // made once: options allocate
 }
 
@@ -112,8 +127,8 @@ func (o *open) start(ctx context.Context) (context.Context, *decision) {
 		return ctx, nil
 	}
 	ctx, span := o.t.tracer.Start(ctx, o.span, o.opts...)
-	d := &decision{span: span, parent: parent, name: o.name}
-	return context.WithValue(ctx, decisionKey{}, d), d
+	c := &decisionContext{Context: ctx, d: decision{span: span, parent: parent, name: o.name, attr: o.attr}}
+	return c, &c.d
 }
 
 // finish ends d as refused with err, unless the call went on.
@@ -123,11 +138,11 @@ func (d *decision) finish(err error) {
 	}
 	d.done = true
 	if err == nil { // a check that answered without calling the next one
-		d.span.SetAttributes(AttrOutcome.String(Allowed))
+		d.span.SetAttributes(d.attr, allowed)
 		d.span.End()
 		return
 	}
-	d.span.SetAttributes(refusal(err)...)
+	d.span.SetAttributes(refusal(d.attr, err)...)
 	d.span.SetStatus(codes.Error, connect.CodeOf(err).String())
 	d.span.End()
 }
@@ -138,7 +153,7 @@ func (d *decision) panicked() {
 		return
 	}
 	d.done = true
-	d.span.SetAttributes(AttrOutcome.String(Refused), AttrCode.String(connect.CodeInternal.String()), AttrReason.String("panic"))
+	d.span.SetAttributes(d.attr, AttrOutcome.String(Refused), AttrCode.String(connect.CodeInternal.String()), AttrReason.String("panic"))
 	d.span.SetStatus(codes.Error, "panic")
 	d.span.End()
 }
@@ -184,11 +199,11 @@ func (passed) pass(ctx context.Context) context.Context {
 	d.done = true
 	switch p, ok := authn.PrincipalFrom(ctx); {
 	case d.name != "authn":
-		d.span.SetAttributes(allowed)
+		d.span.SetAttributes(d.attr, allowed)
 	case ok:
-		d.span.SetAttributes(allowed, AttrAuthMethod.String(p.Method.String()), AttrUserID.String(p.UserID))
+		d.span.SetAttributes(d.attr, allowed, AttrAuthMethod.String(p.Method.String()), AttrUserID.String(p.UserID))
 	default:
-		d.span.SetAttributes(allowed, AttrAuthMethod.String(authn.Method(0).String()))
+		d.span.SetAttributes(d.attr, allowed, AttrAuthMethod.String(authn.Method(0).String()))
 	}
 	d.span.End()
 	return trace.ContextWithSpan(ctx, d.parent)
@@ -216,8 +231,8 @@ func (p passed) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.
 // refusal returns the attributes of a refused decision, read from the
 // error the check returned: its code, its message (safe to show a
 // stranger, by the error contract) and what its details say.
-func refusal(err error) []attribute.KeyValue {
-	attrs := []attribute.KeyValue{AttrOutcome.String(Refused), AttrCode.String(connect.CodeOf(err).String())}
+func refusal(decision attribute.KeyValue, err error) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{decision, AttrOutcome.String(Refused), AttrCode.String(connect.CodeOf(err).String())}
 	var ce *connect.Error
 	if !errors.As(err, &ce) {
 		return attrs
