@@ -85,6 +85,9 @@ type Guard struct {
 //     input is checked; ids are well-formed before any lookup.
 //  8. ownership: the one check that reads the resource, on valid input.
 //
+// With WithTracerProvider, each of checks 4 to 8 makes a span saying what
+// it decided (see package tracing), inside the call's span.
+//
 // The HTTP layer (Handler) runs before all of it.
 func New(services []protoreflect.ServiceDescriptor, opts ...Option) (*Guard, error) {
 	cfg := defaultConfig()
@@ -151,14 +154,16 @@ func New(services []protoreflect.ServiceDescriptor, opts ...Option) (*Guard, err
 	if g.audit != nil {
 		g.interceptors = append(g.interceptors, g.audit)
 	}
-	g.interceptors = append(g.interceptors,
-		recovery.NewInterceptor(cfg.log),
-		g.authn,
-		ratelimit.NewInterceptor(table, g.limiter, ratelimit.WithLogger(cfg.log), ratelimit.WithUserLimit(cfg.userRequests, cfg.userWindow)),
-		authz.NewInterceptor(table, authz.WithObserver(cfg.observer)),
-		validate.NewInterceptor(validate.WithValidator(validator)),
-		own,
-	)
+	// Each check sits between the interceptors that trace its decision
+	// (WithTracerProvider); without a tracer provider, alone.
+	tr := cfg.tracer
+	g.interceptors = append(g.interceptors, recovery.NewInterceptor(cfg.log))
+	g.interceptors = append(g.interceptors, tr.Around("authn", g.authn)...)
+	g.interceptors = append(g.interceptors, tr.Around("ratelimit", ratelimit.NewInterceptor(table, g.limiter,
+		ratelimit.WithLogger(cfg.log), ratelimit.WithUserLimit(cfg.userRequests, cfg.userWindow)))...)
+	g.interceptors = append(g.interceptors, tr.Around("authz", authz.NewInterceptor(table, authz.WithObserver(cfg.observer)))...)
+	g.interceptors = append(g.interceptors, tr.Around("validate", validate.NewInterceptor(validate.WithValidator(validator)))...)
+	g.interceptors = append(g.interceptors, tr.Around("ownership", own)...)
 	return g, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/connectguard/guard/interceptors/authn"
 	"github.com/connectguard/guard/interceptors/ownership"
 	"github.com/connectguard/guard/interceptors/ratelimit"
+	"github.com/connectguard/guard/interceptors/tracing"
 )
 
 // An Option configures New.
@@ -38,7 +39,8 @@ type config struct {
 	realm          string
 	hsts           time.Duration
 	log            *slog.Logger
-	observer       Observer // nil: nothing reported (WithObserver)
+	observer       Observer        // nil: nothing reported (WithObserver)
+	tracer         *tracing.Tracer // nil: no decision spans (tracing.go)
 }
 
 func defaultConfig() config {

@@ -1,5 +1,12 @@
 // Package accesslog writes one structured log line per call: procedure,
-// protocol, outcome code, duration, caller, client IP and request id.
+// protocol, outcome code, duration, caller (user id or "anonymous") and how
+// it authenticated, client IP, request id, and the trace and span ids of
+// the call's span when it has one (an OpenTelemetry interceptor such as
+// otelconnect outside this one). It never logs a credential or a message.
+//
+// Values a caller chose (the procedure path of a refused call, the
+// request id) are written as slog attribute values, which slog's text
+// and JSON handlers quote: they cannot start a line of their own.
 //
 // It sits outside authentication so refused calls are logged too; the
 // caller is read from the context after the inner chain has run, through a
@@ -17,6 +24,7 @@ import (
 	"github.com/connectguard/guard/interceptors/clientip"
 	"github.com/connectguard/guard/interceptors/internal/outcome"
 	"github.com/connectguard/guard/interceptors/requestid"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Interceptor logs calls.
@@ -82,15 +90,27 @@ func (i *Interceptor) write(ctx context.Context, procedure, protocol string, sta
 		return
 	}
 	ip, _ := clientip.From(ctx)
-	i.log.LogAttrs(ctx, level, "rpc",
+	user := seen.UserID()
+	if user == "" {
+		user = "anonymous"
+	}
+	attrs := [...]slog.Attr{
 		slog.String("procedure", procedure),
 		slog.String("protocol", protocol),
 		slog.String("code", code),
 		slog.Duration("duration", time.Since(start)),
-		slog.String("user_id", seen.UserID()),
+		slog.String("user_id", user),
+		slog.String("auth", seen.Method().String()),
 		slog.String("client_ip", ip.String()),
 		slog.String("request_id", requestid.From(ctx)),
-	)
+		{}, {}, // trace_id, span_id
+	}
+	n := len(attrs) - 2
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		attrs[n], attrs[n+1] = slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String())
+		n += 2
+	}
+	i.log.LogAttrs(ctx, level, "rpc", attrs[:n]...)
 }
 
 // Refused logs a call that the HTTP layer refused before connect-go read

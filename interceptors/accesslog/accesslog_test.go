@@ -101,8 +101,8 @@ func TestLines(t *testing.T) {
 		user  string
 	}{
 		{"ok", "reader", "ok", "ok", "INFO", "u-reader"},
-		{"no_credential", "", "ok", "unauthenticated", "WARN", ""},
-		{"bad_credential", "forged", "ok", "unauthenticated", "WARN", ""},
+		{"no_credential", "", "ok", "unauthenticated", "WARN", "anonymous"},
+		{"bad_credential", "forged", "ok", "unauthenticated", "WARN", "anonymous"},
 		{"not_found", "reader", "not_found", "not_found", "WARN", "u-reader"},
 		{"internal", "reader", "internal", "internal", "ERROR", "u-reader"},
 		{"data_loss", "reader", "data_loss", "data_loss", "ERROR", "u-reader"},
@@ -285,7 +285,7 @@ func TestRefused(t *testing.T) {
 			requestID := w.Header().Get(requestid.Header)
 			checkLine(t, log, requestID, map[string]string{
 				"level": "WARN", "procedure": testservice.GetItem, "protocol": tt.protocol, "code": "unauthenticated",
-				"user_id": "", "client_ip": "198.51.100.9", "request_id": requestID,
+				"user_id": "anonymous", "client_ip": "198.51.100.9", "request_id": requestID,
 			})
 		})
 	}

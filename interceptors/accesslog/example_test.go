@@ -37,6 +37,6 @@ func ExampleNewInterceptor() {
 	testservice.Call(ctx, srv.Client(connect.ProtocolConnect), testservice.GetItem, testservice.Bearer("t0k3n"), "item-1")
 	testservice.Call(ctx, srv.Client(connect.ProtocolGRPC), testservice.GetItem, nil, "item-1")
 	// Output:
-	// level=INFO msg=rpc procedure=/guard.testservice.v1.TestService/GetItem protocol=connect code=ok user_id=u1 client_ip=127.0.0.1
-	// level=WARN msg=rpc procedure=/guard.testservice.v1.TestService/GetItem protocol=grpc code=unauthenticated user_id="" client_ip=127.0.0.1
+	// level=INFO msg=rpc procedure=/guard.testservice.v1.TestService/GetItem protocol=connect code=ok user_id=u1 auth=none client_ip=127.0.0.1
+	// level=WARN msg=rpc procedure=/guard.testservice.v1.TestService/GetItem protocol=grpc code=unauthenticated user_id=anonymous auth=none client_ip=127.0.0.1
 }

@@ -40,6 +40,20 @@ const (
 	MethodSessionCookie
 )
 
+// String names m as logs and traces write it: "access_token", "api_key",
+// "session_cookie", or "none" for a call that did not authenticate.
+func (m Method) String() string {
+	switch m {
+	case MethodAccessToken:
+		return "access_token"
+	case MethodAPIKey:
+		return "api_key"
+	case MethodSessionCookie:
+		return "session_cookie"
+	}
+	return "none"
+}
+
 // Principal is an authenticated caller.
 type Principal struct {
 	UserID string
@@ -436,6 +450,15 @@ func (o *Observed) UserID() string {
 		return ""
 	}
 	return o.p.UserID
+}
+
+// Method returns how the caller authenticated; a call that did not
+// authenticate (a public one, a login included) has the zero Method.
+func (o *Observed) Method() Method {
+	if o == nil || o.p == nil {
+		return 0
+	}
+	return o.p.Method
 }
 
 type observedKey struct{}

@@ -41,6 +41,10 @@ type benchEnv struct {
 	authnHit, authnMiss http.Handler
 	token               string
 	body                []byte
+	// cfg, services and deps mount more variants of full (remount).
+	cfg      config.Config
+	services []service
+	deps     deps
 }
 
 // newBenchEnv builds the handlers with the budgets lifted out of the way;
@@ -140,6 +144,7 @@ func newBenchEnvLimits(b testing.TB, sharedLimits bool, args ...string) *benchEn
 		b.Fatal(err)
 	}
 	e.bare, e.full, e.token, e.body = bare(services), full, tok, body
+	e.cfg, e.services, e.deps = cfg, services, deps
 	e.authnHit, e.authnMiss = authnOnly(deps.auth), authnOnly(uncached)
 	return e
 }

@@ -41,6 +41,7 @@ import (
 	"github.com/connectguard/guard/service/auth"
 	"github.com/connectguard/guard/service/notes"
 	"github.com/connectguard/guard/store"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -68,6 +69,17 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("config: %w", err)
 	}
 	log := newLogger(cfg, stderr)
+	tp, stopTracing, err := newTracing(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer func() { // last: flush the spans of the calls served
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Error("flush traces", "error", err)
+		}
+	}()
 	sh, err := newShared(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -92,6 +104,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	deps.tracer = tp
 	// Keep the keys and credential caches in step with the other
 	// replicas until the server has shut down (before the database and
 	// Redis close).
@@ -260,6 +273,8 @@ type deps struct {
 	limiter ratelimit.Limiter
 	// metrics observes the security layer (-metrics-addr); nil for none.
 	metrics *metrics.Metrics
+	// tracer makes the spans of calls and decisions; nil makes none.
+	tracer trace.TracerProvider
 }
 
 // newServices builds the services and what the security layer needs, with
@@ -357,13 +372,23 @@ func mount(cfg config.Config, services []service, d deps) (http.Handler, error) 
 	for kind, r := range d.resolvers {
 		opts = append(opts, guard.WithResolver(kind, r))
 	}
+	hopts := []connect.HandlerOption{compressMinBytes}
+	if d.tracer != nil {
+		spans, err := rpcSpans(d.tracer)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, guard.WithTracerProvider(d.tracer))
+		hopts = append(hopts, connect.WithInterceptors(spans)) // outside the chain
+	}
 	g, err := guard.New(descs, opts...)
 	if err != nil {
 		return nil, err
 	}
+	hopts = append(hopts, g.HandlerOptions()...)
 	mux := http.NewServeMux()
 	for _, s := range services {
-		mux.Handle(s.mount(append(g.HandlerOptions(), compressMinBytes)...))
+		mux.Handle(s.mount(hopts...))
 	}
 	if d.jwks != nil {
 		mux.Handle("GET /.well-known/jwks.json", d.jwks)
@@ -443,7 +468,7 @@ func bootstrapAdmin(ctx context.Context, db *store.DB, hasher *password.Hasher, 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(utcHandler{slog.NewJSONHandler(w, opts)})
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(utcHandler{slog.NewTextHandler(w, opts)})
 }

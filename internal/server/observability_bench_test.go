@@ -1,0 +1,62 @@
+package server
+
+import (
+	"io"
+	"net/http"
+	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// BenchmarkObservabilityRatio reports what tracing and the access log add
+// to the full chain without them (the server with no OTLP endpoint, which
+// installs no tracing at all, and logging off), as the median time ratio
+// over paired blocks:
+//   - logging: the access log at info, in text, to io.Discard;
+//   - noop: the tracing interceptors wired with a no-op tracer provider
+//     (what the instrumentation costs a call that is not sampled);
+//   - sdk: an SDK tracer provider without exporter, every call sampled
+//     (the call's span and five decision spans made and dropped: what a
+//     sampled call costs before export);
+//
+// and their sums.
+func BenchmarkObservabilityRatio(b *testing.B) {
+	e := newBenchEnv(b)
+	mountWith := func(b *testing.B, tracer string, logged bool) http.Handler {
+		d := e.deps
+		switch tracer {
+		case "noop":
+			d.tracer = noop.NewTracerProvider()
+		case "sdk":
+			tp := sdktrace.NewTracerProvider()
+			b.Cleanup(func() { _ = tp.Shutdown(b.Context()) })
+			d.tracer = tp
+		}
+		if logged {
+			d.log = newLogger(e.cfg, io.Discard)
+		}
+		h, err := mount(e.cfg, e.services, d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		e.call(b, h)
+		return h
+	}
+	for _, tt := range []struct {
+		name   string
+		tracer string
+		logged bool
+	}{
+		{"logging", "", true},
+		{"tracing_noop", "noop", false},
+		{"tracing_noop_and_logging", "noop", true},
+		{"tracing_sdk", "sdk", false},
+		{"tracing_sdk_and_logging", "sdk", true},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			h := mountWith(b, tt.tracer, tt.logged)
+			pairedRatio(b, "on/off", func() { e.call(b, e.full) }, func() { e.call(b, h) })
+		})
+	}
+}
