@@ -20,7 +20,9 @@ import (
 //     (the call's span and five decision spans made and dropped: what a
 //     sampled call costs before export);
 //
-// and their sums.
+// and their sums; and all_vs_none: metrics, the access log and no-op
+// tracing together against a full chain with none of the three (the
+// issue's budget: at most 1.10).
 func BenchmarkObservabilityRatio(b *testing.B) {
 	e := newBenchEnv(b)
 	mountWith := func(b *testing.B, tracer string, logged bool) http.Handler {
@@ -43,6 +45,11 @@ func BenchmarkObservabilityRatio(b *testing.B) {
 		e.call(b, h)
 		return h
 	}
+	b.Run("all_vs_none", func(b *testing.B) {
+		none := newBenchEnv(b, "-metrics-addr=") // no metrics; logging and tracing off as in e
+		all := mountWith(b, "noop", true)        // e has metrics on
+		pairedRatio(b, "all/none", func() { none.call(b, none.full) }, func() { e.call(b, all) })
+	})
 	for _, tt := range []struct {
 		name   string
 		tracer string
