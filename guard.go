@@ -159,6 +159,9 @@ func New(services []protoreflect.ServiceDescriptor, opts ...Option) (*Guard, err
 	tr := cfg.tracer
 	g.interceptors = append(g.interceptors, recovery.NewInterceptor(cfg.log))
 	g.interceptors = append(g.interceptors, tr.Around("authn", g.authn)...)
+	if cfg.admission != nil { // right after authn: a blocked caller spends no budget
+		g.interceptors = append(g.interceptors, admissionInterceptor{cfg.admission})
+	}
 	g.interceptors = append(g.interceptors, tr.Around("ratelimit", ratelimit.NewInterceptor(table, g.limiter,
 		ratelimit.WithLogger(cfg.log), ratelimit.WithUserLimit(cfg.userRequests, cfg.userWindow)))...)
 	g.interceptors = append(g.interceptors, tr.Around("authz", authz.NewInterceptor(table, authz.WithObserver(cfg.observer)))...)

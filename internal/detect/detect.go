@@ -48,14 +48,14 @@ func Kinds() []Kind {
 // The default thresholds: how many distinct ids, accounts or invalid
 // credentials of one source within the window raise a detection.
 const (
-	EnumerationIDs      = 20
-	EnumerationWindow   = time.Minute
-	StuffingAccounts    = 10
-	StuffingWindow      = 10 * time.Minute
-	InvalidCredentials  = 20
-	InvalidWindow       = time.Minute
-	DefaultMaxSources   = 10000
-	defaultReuseWindow  = time.Minute // one refresh-reuse event per user per window
+	EnumerationIDs     = 20
+	EnumerationWindow  = time.Minute
+	StuffingAccounts   = 10
+	StuffingWindow     = 10 * time.Minute
+	InvalidCredentials = 20
+	InvalidWindow      = time.Minute
+	DefaultMaxSources  = 10000
+	defaultReuseWindow = time.Minute // one refresh-reuse event per user per window
 )
 
 // Event is a detection, or the block that follows it.
