@@ -45,6 +45,14 @@ type Credentials interface {
 	Unlock(ctx context.Context, email string) error
 }
 
+// Unblocker, when the Credentials given to New also implement it, lifts
+// a user's block after suspicious activity (the server's -block-suspicious)
+// in UnlockUser, with the lockouts; it records the lift if there was a
+// block.
+type Unblocker interface {
+	UnblockUser(ctx context.Context, userID string)
+}
+
 // Service implements AdminService.
 type Service struct {
 	adminv1connect.UnimplementedAdminServiceHandler
@@ -147,6 +155,9 @@ func (s *Service) UnlockUser(ctx context.Context, req *connect.Request[adminv1.U
 	}
 	if err := s.creds.Unlock(ctx, u.Email); err != nil {
 		return nil, rpcerr.Internal(ctx, s.log, err)
+	}
+	if b, ok := s.creds.(Unblocker); ok {
+		b.UnblockUser(ctx, u.ID)
 	}
 	return connect.NewResponse(&adminv1.UnlockUserResponse{}), nil
 }
