@@ -124,12 +124,22 @@ func New(report Reporter, opts ...Option) *Detector {
 		Sweeps: []func(*burst, time.Time) bool{func(b *burst, now time.Time) bool {
 			return !now.Before(b.quiet) && now.Sub(b.last()) >= d.invalid.Window
 		}},
-		Rank: func(b *burst, _ time.Time) int { return b.n },
+		Rank: func(b *burst, now time.Time) int { return b.n + quietRank(b.quiet, now) },
 	})
 	d.reused = newUntilMap[string](d.maxSources)
 	d.users = newUntilMap[string](d.maxSources)
 	d.networks = newUntilMap[netip.Addr](d.maxSources)
 	return d
+}
+
+// quietRank ranks a source that was just reported above any other, so
+// that a flood of new sources does not evict it and have it reported
+// again.
+func quietRank(quiet, now time.Time) int {
+	if now.Before(quiet) {
+		return 1 << 20
+	}
+	return 0
 }
 
 // distinct is a source's distinct ids (hashed) with when each was last
@@ -146,7 +156,7 @@ func newDistinctMap[K comparable](maxKeys int, window time.Duration) *boundedmap
 		Sweeps: []func(*distinct, time.Time) bool{func(s *distinct, now time.Time) bool {
 			return !now.Before(s.quiet) && now.Sub(s.last) >= window
 		}},
-		Rank: func(s *distinct, _ time.Time) int { return len(s.seen) },
+		Rank: func(s *distinct, now time.Time) int { return len(s.seen) + quietRank(s.quiet, now) },
 	})
 }
 
@@ -165,7 +175,6 @@ func (s *distinct) add(id uint64, now time.Time, t Threshold) bool {
 		return false
 	}
 	s.quiet = now.Add(t.Window)
-	clear(s.seen)
 	return true
 }
 
@@ -192,7 +201,6 @@ func (b *burst) add(now time.Time, t Threshold) bool {
 		return false
 	}
 	b.quiet = now.Add(t.Window)
-	b.n = 0
 	return true
 }
 
