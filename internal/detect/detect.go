@@ -35,7 +35,7 @@ type Kind string
 // The kinds of suspicious activity.
 const (
 	KindEnumeration        Kind = "enumeration"
-	KindCredentialStuffing Kind = "credential_stuffing"
+	KindCredentialStuffing Kind = "credential_stuffing" //nolint:gosec // a label, not a credential
 	KindRefreshReuse       Kind = "refresh_reuse"
 	KindInvalidTokenBurst  Kind = "invalid_token_burst"
 )
