@@ -136,7 +136,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	dur(&c.LockoutDuration, "lockout-duration", 15*time.Minute, "first lockout; doubles with each repeated lockout")
 	dur(&c.LockoutMax, "lockout-max", 24*time.Hour, "longest lockout")
 	num(&c.IPLockoutFailures, "ip-lockout-failures", 20, "failed logins per client IP within -lockout-window that lock the IP")
-	dur(&c.BlockSuspicious, "block-suspicious", 0, "block the source of detected suspicious activity for this long (the client network for credential stuffing and invalid-credential bursts, the user for enumeration and refresh reuse); 0 blocks nothing")
+	dur(&c.BlockSuspicious, "block-suspicious", 0, "block the source of detected suspicious activity for this long (the client network for credential stuffing and invalid-credential bursts, the user for enumeration; refresh reuse blocks nothing); 0 blocks nothing")
 	str(&origins, "cors-origins", "", "comma-separated browser origins allowed to call the API, such as https://app.example.com")
 	str(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
 	num(&c.IPRateLimit, "ip-rate-limit", 600, "requests per client IP per -ip-rate-window, for all endpoints")

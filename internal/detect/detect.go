@@ -9,7 +9,8 @@
 // attacker cannot turn detection itself into a flood of audit rows. With
 // WithBlock, a detection also blocks its source for a while: the client
 // network (IPv6: /64) for credential stuffing and invalid-token bursts,
-// the user for enumeration and refresh reuse.
+// the user for enumeration. Refresh reuse blocks nothing: its session is
+// already revoked.
 //
 // State is per process and bounded: per kind at most WithMaxSources
 // sources, each holding at most its threshold of ids or timestamps, kept
@@ -298,7 +299,9 @@ func (d *Detector) InvalidCredential(ip netip.Addr) {
 
 // RefreshReused records a refresh token of userID presented again, from
 // ip. Each reuse revokes a session, so each is reported, except that
-// one user's reuses within a minute are reported once.
+// one user's reuses within a minute are reported once. It blocks
+// nothing: the session is already revoked, and a block of the user would
+// let whoever holds a leaked spent token lock its owner out.
 func (d *Detector) RefreshReused(userID string, ip netip.Addr) {
 	now := d.now()
 	var network netip.Addr
@@ -311,14 +314,13 @@ func (d *Detector) RefreshReused(userID string, ip netip.Addr) {
 		return
 	}
 	d.reused.Put(userID, now.Add(d.reuse), now)
-	blocked := d.blockUserLocked(userID, now)
 	d.mu.Unlock()
 	from := ""
 	if network.IsValid() {
 		from = " from network " + network.String()
 	}
 	d.raise(Event{Kind: KindRefreshReuse, UserID: userID, Network: network, Detail: fmt.Sprintf(
-		"refresh_reuse: a spent refresh token of user %s presented again%s", userID, from)}, blocked)
+		"refresh_reuse: a spent refresh token of user %s presented again%s", userID, from)}, 0)
 }
 
 // raise reports e, then its block if there is one.

@@ -165,6 +165,22 @@ func TestRefreshReuse(t *testing.T) {
 	if got := r.count(detect.KindRefreshReuse, false); got != 1 {
 		t.Fatalf("events = %d, want 1", got)
 	}
+	if _, blocked := d.UserBlocked("u1"); blocked || r.count(detect.KindRefreshReuse, true) != 0 {
+		t.Fatal("u1 blocked after a refresh reuse, want no block")
+	}
+	c.t = c.t.Add(time.Minute)
+	d.RefreshReused("u1", attacker)
+	if got := r.count(detect.KindRefreshReuse, false); got != 2 {
+		t.Errorf("events after a minute = %d, want 2", got)
+	}
+}
+
+func TestUnblockUser(t *testing.T) {
+	t.Parallel()
+	d, _, _ := newDetector(detect.WithBlock(time.Hour))
+	for i := range detect.EnumerationIDs {
+		d.Refused("u1", "note", fmt.Sprint(i))
+	}
 	if _, blocked := d.UserBlocked("u1"); !blocked {
 		t.Fatal("u1 not blocked")
 	}
@@ -179,11 +195,6 @@ func TestRefreshReuse(t *testing.T) {
 	}
 	if d.UnblockUser("u1") {
 		t.Error("second UnblockUser(u1) = true, want false")
-	}
-	c.t = c.t.Add(time.Minute)
-	d.RefreshReused("u1", attacker)
-	if got := r.count(detect.KindRefreshReuse, false); got != 2 {
-		t.Errorf("events after a minute = %d, want 2", got)
 	}
 }
 

@@ -11,7 +11,8 @@ func (f optionFunc) apply(d *Detector) { f(d) }
 
 // WithBlock blocks the source of every detection for d: the client
 // network for credential stuffing and invalid-token bursts, the user for
-// enumeration and refresh reuse. The default, 0, blocks nothing.
+// enumeration (refresh reuse blocks nothing: its session is already
+// revoked). The default, 0, blocks nothing.
 func WithBlock(d time.Duration) Option {
 	return optionFunc(func(x *Detector) { x.block = d })
 }

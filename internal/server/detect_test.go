@@ -55,7 +55,7 @@ func noteID(i int) string {
 
 func TestDetectRefreshReuse(t *testing.T) {
 	t.Parallel()
-	srv := servertest.Start(t, "-metrics-addr=127.0.0.1:0")
+	srv := servertest.Start(t, "-metrics-addr=127.0.0.1:0", "-block-suspicious=15m")
 	addr := metricsAddr(t, srv)
 	ctx := context.Background()
 	alice := srv.CreateUser("alice@example.com", "member")
@@ -76,6 +76,13 @@ func TestDetectRefreshReuse(t *testing.T) {
 	e := wantSuspicious(t, srv, addr, "refresh_reuse")
 	if e.GetSubjectId() != alice.ID || strings.Contains(e.GetDetail(), old) {
 		t.Errorf("event = %v, want subject %s and no token", e, alice.ID)
+	}
+	// No block: alice's other sessions go on.
+	if blocks := suspicious(t, srv, true); len(blocks) != 0 {
+		t.Errorf("block events = %v, want none", blocks)
+	}
+	if _, err := srv.Client(goclient.Connect, alice.Token).Notes.ListNotes(ctx, connect.NewRequest(&notesv1.ListNotesRequest{})); err != nil {
+		t.Errorf("alice's other session: %v", err)
 	}
 }
 
