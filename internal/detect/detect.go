@@ -399,6 +399,23 @@ func (d *Detector) UnblockUser(userID string) bool {
 	return ok && now.Before(until)
 }
 
+// UnblockNetwork lifts the block of the network of ip, and reports
+// whether there was one. Its windows start afresh.
+func (d *Detector) UnblockNetwork(ip netip.Addr) bool {
+	if !ip.IsValid() {
+		return false
+	}
+	network := clientip.Network(ip)
+	now := d.now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	until, ok := d.networks.Get(network)
+	d.networks.Delete(network)
+	d.accounts.Delete(network)
+	d.bursts.Delete(network)
+	return ok && now.Before(until)
+}
+
 // Sources returns how many sources the Detector holds state for, of
 // every kind together, blocks included: at most 6 times WithMaxSources.
 func (d *Detector) Sources() int {

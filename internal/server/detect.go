@@ -15,6 +15,7 @@ import (
 	"github.com/connectguard/guard/interceptors/clientip"
 	"github.com/connectguard/guard/interceptors/ownership"
 	"github.com/connectguard/guard/interceptors/ratelimit"
+	"github.com/connectguard/guard/interceptors/requestid"
 	"github.com/connectguard/guard/internal/config"
 	"github.com/connectguard/guard/internal/detect"
 	"github.com/connectguard/guard/internal/metrics"
@@ -177,15 +178,30 @@ func (c adminCredentials) UnblockUser(ctx context.Context, userID string) {
 	if !c.d.UnblockUser(userID) {
 		return
 	}
+	c.record(ctx, adminv1connect.AdminServiceUnlockUserProcedure, userID, "unblocked user "+userID)
+}
+
+// UnblockNetwork implements admin.NetworkUnblocker: it lifts the block
+// of ip's network and, if there was one, records it.
+func (c adminCredentials) UnblockNetwork(ctx context.Context, ip netip.Addr) bool {
+	if !c.d.UnblockNetwork(ip) {
+		return false
+	}
+	c.record(ctx, adminv1connect.AdminServiceUnblockNetworkProcedure, "", "unblocked network "+clientip.Network(ip).String())
+	return true
+}
+
+// record writes the lift of a block to the audit trail, with the admin
+// who lifted it.
+func (c adminCredentials) record(ctx context.Context, procedure, subject, detail string) {
 	ip, _ := clientip.From(ctx)
 	actor := ""
 	if p, ok := authn.PrincipalFrom(ctx); ok {
 		actor = p.UserID
 	}
 	err := c.db.RecordAuditEvent(context.WithoutCancel(ctx), store.AuditEvent{
-		Type: string(audit.TypeSuspiciousActivity), ActorID: actor, SubjectID: userID,
-		Procedure: adminv1connect.AdminServiceUnlockUserProcedure, Code: "ok", ClientIP: ip.String(),
-		Detail: "unblocked user " + userID,
+		Type: string(audit.TypeSuspiciousActivity), ActorID: actor, SubjectID: subject,
+		Procedure: procedure, Code: "ok", ClientIP: ip.String(), RequestID: requestid.From(ctx), Detail: detail,
 	})
 	if err != nil {
 		c.log.ErrorContext(ctx, "audit record lost", "type", audit.TypeSuspiciousActivity, "error", err)

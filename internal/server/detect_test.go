@@ -125,6 +125,29 @@ func TestDetectCredentialStuffing(t *testing.T) {
 	if got := len(suspicious(t, srv, false)); got != 1 {
 		t.Errorf("detections after the block = %d, want 1", got)
 	}
+	// An admin lifts the network's block, which the trail records.
+	admin := srv.Client(goclient.Connect, srv.AdminToken())
+	for _, want := range []bool{true, false} {
+		res, err := admin.Admin.UnblockNetwork(context.Background(), connect.NewRequest(&adminv1.UnblockNetworkRequest{Ip: attacker}))
+		if err != nil || res.Msg.GetWasBlocked() != want {
+			t.Fatalf("UnblockNetwork: got %v, %v; want was_blocked %v", res, err, want)
+		}
+	}
+	if res, body := post(t, srv, procLogin, loginJSON(alice.Email, alice.Password, false), from("2001:db8:66::2")); res.StatusCode != http.StatusOK {
+		t.Errorf("after UnblockNetwork: HTTP %d %s, want 200", res.StatusCode, body)
+	}
+	res2 := listAudit(t, admin, &adminv1.ListAuditEventsRequest{
+		Types: []auditv1.EventType{auditv1.EventType_EVENT_TYPE_SUSPICIOUS_ACTIVITY},
+	})
+	var lifted int
+	for _, e := range res2.GetEvents() {
+		if e.GetDetail() == "unblocked network 2001:db8:66::" && e.GetActorId() != "" {
+			lifted++
+		}
+	}
+	if lifted != 1 {
+		t.Errorf("unblock events = %d, want 1: %v", lifted, res2.GetEvents())
+	}
 }
 
 func TestDetectInvalidTokenBurst(t *testing.T) {
