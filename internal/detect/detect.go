@@ -56,6 +56,10 @@ const (
 	InvalidCredentials = 20
 	InvalidWindow      = time.Minute
 	DefaultMaxSources  = 10000
+	// DefaultMaxEvents is how many events a Detector reports for the
+	// audit trail in a minute, over every source: beyond it events are
+	// only counted (Event.Suppressed), then summed up in one.
+	DefaultMaxEvents   = 100
 	defaultReuseWindow = time.Minute // one refresh-reuse event per user per window
 )
 
@@ -72,6 +76,12 @@ type Event struct {
 	// Blocked is how long the source is blocked from now; 0 when it is
 	// not (no WithBlock, or the event is the detection itself).
 	Blocked time.Duration
+	// Suppressed marks an event beyond WithMaxEvents in its minute: to be
+	// counted (a metric), not written or logged one by one.
+	Suppressed bool
+	// Count, in the summary of suppressed events (Kind ""), is how many
+	// there were; 0 otherwise.
+	Count int64
 }
 
 // Reporter receives every Event. It is called without the Detector's
@@ -95,6 +105,17 @@ type Detector struct {
 	stuffing   Threshold
 	invalid    Threshold
 	reuse      time.Duration
+	maxEvents  int
+
+	// The budget of reported events: per minute from minute, written
+	// of them so far, suppressed beyond the budget (not yet summed up).
+	events struct {
+		sync.Mutex
+		minute     time.Time
+		written    int
+		suppressed int64
+		timer      bool
+	}
 
 	mu       sync.Mutex
 	enumIDs  *boundedmap.Map[string, *distinct, time.Time]
@@ -115,6 +136,7 @@ func New(report Reporter, opts ...Option) *Detector {
 		stuffing:   Threshold{StuffingAccounts, StuffingWindow},
 		invalid:    Threshold{InvalidCredentials, InvalidWindow},
 		reuse:      defaultReuseWindow,
+		maxEvents:  DefaultMaxEvents,
 	}
 	for _, o := range opts {
 		o.apply(d)
@@ -325,7 +347,7 @@ func (d *Detector) RefreshReused(userID string, ip netip.Addr) {
 
 // raise reports e, then its block if there is one.
 func (d *Detector) raise(e Event, blocked time.Duration) {
-	d.report(e)
+	d.budgeted(e)
 	if blocked <= 0 {
 		return
 	}
@@ -335,7 +357,55 @@ func (d *Detector) raise(e Event, blocked time.Duration) {
 	} else {
 		e.Detail = fmt.Sprintf("blocked network %s for %s after %s", e.Network, blocked, e.Kind)
 	}
+	d.budgeted(e)
+}
+
+// budgeted reports e, suppressed beyond the minute's budget, so that a
+// flood of sources (IPv6 networks are cheap) cannot become a flood of
+// audit rows. The suppressed events of a minute are summed up in one
+// event: by the first event of a later minute, or a minute after the
+// first suppression, whichever comes first.
+func (d *Detector) budgeted(e Event) {
+	now := d.now()
+	b := &d.events
+	b.Lock()
+	var summary int64
+	if b.minute.IsZero() || now.Sub(b.minute) >= time.Minute {
+		b.minute, b.written = now, 0
+		summary, b.suppressed = b.suppressed, 0
+	}
+	if b.written < d.maxEvents {
+		b.written++
+	} else {
+		e.Suppressed = true
+		b.suppressed++
+		if !b.timer {
+			b.timer = true
+			time.AfterFunc(time.Minute, d.flushSuppressed)
+		}
+	}
+	b.Unlock()
+	if summary > 0 {
+		d.report(summarize(summary))
+	}
 	d.report(e)
+}
+
+// flushSuppressed reports the summary of the events suppressed so far.
+func (d *Detector) flushSuppressed() {
+	b := &d.events
+	b.Lock()
+	n := b.suppressed
+	b.suppressed, b.timer = 0, false
+	b.Unlock()
+	if n > 0 {
+		d.report(summarize(n))
+	}
+}
+
+func summarize(n int64) Event {
+	return Event{Count: n, Detail: fmt.Sprintf(
+		"%d more detections and blocks not recorded one by one (beyond the budget of a minute); guard_suspicious_activity_total counts them by kind", n)}
 }
 
 func (d *Detector) blockUserLocked(userID string, now time.Time) time.Duration {

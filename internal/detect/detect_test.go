@@ -220,3 +220,34 @@ func TestBounded(t *testing.T) {
 		t.Errorf("enumeration events = %d, want 1 (the one user)", got)
 	}
 }
+
+// TestEventBudget: a flood of sources, each reported once, reports at
+// most the budget in a minute for the trail; the rest are suppressed, then
+// summed up in one event.
+func TestEventBudget(t *testing.T) {
+	t.Parallel()
+	d, r, c := newDetector(detect.WithMaxEvents(10))
+	for i := range 25 {
+		d.RefreshReused(fmt.Sprint("u", i), other)
+	}
+	written, suppressed := 0, 0
+	for _, e := range r.events {
+		if e.Suppressed {
+			suppressed++
+		} else {
+			written++
+		}
+	}
+	if written != 10 || suppressed != 15 {
+		t.Fatalf("written %d, suppressed %d; want 10, 15", written, suppressed)
+	}
+	c.t = c.t.Add(time.Minute)
+	d.RefreshReused("next", other)
+	last := r.events[len(r.events)-2:]
+	if last[0].Kind != "" || last[0].Count != 15 || last[0].Suppressed {
+		t.Errorf("summary = %+v, want Count 15", last[0])
+	}
+	if last[1].UserID != "next" || last[1].Suppressed {
+		t.Errorf("event after the summary = %+v, want next's, not suppressed", last[1])
+	}
+}

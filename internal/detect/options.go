@@ -48,3 +48,10 @@ func WithMaxSources(n int) Option {
 func WithClock(now func() time.Time) Option {
 	return optionFunc(func(d *Detector) { d.now = now })
 }
+
+// WithMaxEvents sets how many events are reported for the audit trail in
+// a minute, over every source; beyond it they are reported Suppressed and
+// then summed up in one. The default is DefaultMaxEvents.
+func WithMaxEvents(n int) Option {
+	return optionFunc(func(d *Detector) { d.maxEvents = max(n, 1) })
+}

@@ -30,11 +30,16 @@ const auditTimeout = 5 * time.Second
 // newDetector returns the detector of suspicious activity: each
 // detection (and each block, with -block-suspicious) becomes an audit
 // event of type suspicious_activity, a warning in the log and, with m, a
-// count in guard_suspicious_activity_total.
+// count in guard_suspicious_activity_total; beyond
+// detect.DefaultMaxEvents a minute, over every source, only the count,
+// and one event that sums them up.
 func newDetector(cfg config.Config, db *store.DB, m *metrics.Metrics, log *slog.Logger) *detect.Detector {
 	report := func(e detect.Event) {
-		if e.Blocked == 0 && m != nil {
+		if e.Kind != "" && e.Blocked == 0 && m != nil {
 			m.ObserveSuspicious(e.Kind)
+		}
+		if e.Suppressed { // beyond the minute's budget: summed up later
+			return
 		}
 		ip := ""
 		if e.Network.IsValid() {
@@ -45,7 +50,7 @@ func newDetector(cfg config.Config, db *store.DB, m *metrics.Metrics, log *slog.
 		defer cancel()
 		err := db.RecordAuditEvent(ctx, store.AuditEvent{
 			Type: string(audit.TypeSuspiciousActivity), Time: time.Now(), SubjectID: e.UserID,
-			ClientIP: ip, Code: "ok", Detail: e.Detail,
+			ClientIP: ip, Code: "ok", Detail: e.Detail, Count: e.Count,
 		})
 		if err != nil {
 			log.Error("audit record lost", "type", audit.TypeSuspiciousActivity, "kind", string(e.Kind), "error", err)
