@@ -76,6 +76,8 @@ type Guard struct {
 //     internal error naming the request id; http.ErrAbortHandler passes.
 //  4. authn: credential -> principal; everything below may rely on it. It
 //     also finishes every unauthenticated answer's challenge per protocol.
+//     With WithAdmission, the Admission asks right after it, before any
+//     budget is spent: a blocked caller costs nothing more.
 //  5. ratelimit: the user's budget over all methods (WithUserRateLimit)
 //     and the method's own; it needs the principal for per-user budgets,
 //     and runs before authorization, validation and the database so a
@@ -159,6 +161,9 @@ func New(services []protoreflect.ServiceDescriptor, opts ...Option) (*Guard, err
 	tr := cfg.tracer
 	g.interceptors = append(g.interceptors, recovery.NewInterceptor(cfg.log))
 	g.interceptors = append(g.interceptors, tr.Around("authn", g.authn)...)
+	if cfg.admission != nil { // right after authn: a blocked caller spends no budget
+		g.interceptors = append(g.interceptors, admissionInterceptor{cfg.admission})
+	}
 	g.interceptors = append(g.interceptors, tr.Around("ratelimit", ratelimit.NewInterceptor(table, g.limiter,
 		ratelimit.WithLogger(cfg.log), ratelimit.WithUserLimit(cfg.userRequests, cfg.userWindow)))...)
 	g.interceptors = append(g.interceptors, tr.Around("authz", authz.NewInterceptor(table, authz.WithObserver(cfg.observer)))...)

@@ -47,6 +47,15 @@ type Observer interface {
 	ObserveRateLimited(kind string)
 }
 
+// SourceObserver, when the Observer given to WithObserver also implements
+// it, is told of every credential that fails verification (the result
+// AuthInvalid) with the call's context, whose client IP clientip.From
+// gives: for the detection of a burst of bad credentials from one
+// network. It runs on the request path, like Observer's methods.
+type SourceObserver interface {
+	ObserveInvalidCredential(ctx context.Context, method authn.Method)
+}
+
 // The results ObserveAuthentication reports.
 const (
 	AuthOK      = "ok"
@@ -211,35 +220,49 @@ func authResult(p *authn.Principal, err error) string {
 // of the verifier they wrap.
 type observedTokens struct {
 	authn.TokenVerifier
-	o Observer
+	observed
 }
 
 func (v observedTokens) VerifyToken(ctx context.Context, token string) (*authn.Principal, error) {
 	p, err := v.TokenVerifier.VerifyToken(ctx, token)
-	v.o.ObserveAuthentication(authn.MethodAccessToken, authResult(p, err))
+	v.observe(ctx, authn.MethodAccessToken, p, err)
 	return p, err
 }
 
 type observedKeys struct {
 	authn.APIKeyVerifier
-	o Observer
+	observed
 }
 
 func (v observedKeys) VerifyAPIKey(ctx context.Context, key string) (*authn.Principal, error) {
 	p, err := v.APIKeyVerifier.VerifyAPIKey(ctx, key)
-	v.o.ObserveAuthentication(authn.MethodAPIKey, authResult(p, err))
+	v.observe(ctx, authn.MethodAPIKey, p, err)
 	return p, err
 }
 
 type observedSessions struct {
 	authn.SessionVerifier
-	o Observer
+	observed
 }
 
 func (v observedSessions) VerifySession(ctx context.Context, cookie string) (*authn.Principal, error) {
 	p, err := v.SessionVerifier.VerifySession(ctx, cookie)
-	v.o.ObserveAuthentication(authn.MethodSessionCookie, authResult(p, err))
+	v.observe(ctx, authn.MethodSessionCookie, p, err)
 	return p, err
+}
+
+// observed reports the verdict of a verifier to o, and an invalid
+// credential also to its SourceObserver.
+type observed struct{ o Observer }
+
+func (v observed) observe(ctx context.Context, method authn.Method, p *authn.Principal, err error) {
+	result := authResult(p, err)
+	v.o.ObserveAuthentication(method, result)
+	if result == AuthInvalid {
+		if so, ok := v.o.(SourceObserver); ok {
+			so.ObserveInvalidCredential(ctx, method)
+		}
+	}
 }
 
 // observe wraps what cfg verifies and limits with reporting to its
@@ -250,13 +273,13 @@ func (c *config) observe() {
 		return
 	}
 	if c.tokens != nil {
-		c.tokens = observedTokens{c.tokens, o}
+		c.tokens = observedTokens{c.tokens, observed{o}}
 	}
 	if c.keys != nil {
-		c.keys = observedKeys{c.keys, o}
+		c.keys = observedKeys{c.keys, observed{o}}
 	}
 	if c.sessions != nil {
-		c.sessions = observedSessions{c.sessions, o}
+		c.sessions = observedSessions{c.sessions, observed{o}}
 	}
 	if c.limiter == nil {
 		c.limiter = ratelimit.NewMemory()

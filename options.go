@@ -40,6 +40,7 @@ type config struct {
 	hsts           time.Duration
 	log            *slog.Logger
 	observer       Observer        // nil: nothing reported (WithObserver)
+	admission      Admission       // nil: no step (WithAdmission)
 	tracer         *tracing.Tracer // nil: no decision spans (tracing.go)
 }
 

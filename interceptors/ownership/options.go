@@ -1,6 +1,11 @@
 package ownership
 
-import "log/slog"
+import (
+	"context"
+	"log/slog"
+
+	"github.com/connectguard/guard/interceptors/authn"
+)
 
 // An Option configures NewInterceptor.
 type Option interface{ apply(*Interceptor) }
@@ -26,6 +31,16 @@ type Observer interface {
 	// ObserveDenial reports that a call of procedure (a procedure of the
 	// policy table) was refused for reason, ReasonOwnership.
 	ObserveDenial(procedure, reason string)
+}
+
+// RefusalObserver, when the Observer given to WithObserver also
+// implements it, is told of every call ownership refuses on a resource id
+// (not found, whether the resource exists or not, or permission denied),
+// with the caller and the id: for the detection of one caller probing
+// many ids. It runs on the request path: it must be cheap and safe for
+// concurrent use.
+type RefusalObserver interface {
+	ObserveRefusal(ctx context.Context, p *authn.Principal, resource, id string)
 }
 
 // ReasonOwnership is the reason ownership gives an Observer. A resource

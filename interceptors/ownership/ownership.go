@@ -142,6 +142,7 @@ func (i *Interceptor) check(ctx context.Context, procedure string, msg any) (any
 	have, loaded, err := i.resolvers[own.Resource].Access(ctx, id, p)
 	switch {
 	case errors.Is(err, ErrNotFound):
+		i.refused(ctx, p, own.Resource, id)
 		return nil, notFound()
 	case err != nil:
 		if ce := new(connect.Error); errors.As(err, &ce) {
@@ -152,13 +153,22 @@ func (i *Interceptor) check(ctx context.Context, procedure string, msg any) (any
 		return nil, requestid.InternalError(ctx)
 	case have == policyv1.Access_ACCESS_UNSPECIFIED:
 		i.denied(procedure)
+		i.refused(ctx, p, own.Resource, id)
 		return nil, notFound()
 	case have < own.Access:
 		i.denied(procedure)
+		i.refused(ctx, p, own.Resource, id)
 		return nil, connect.NewError(connect.CodePermissionDenied,
 			fmt.Errorf("%s access to this %s is required", policy.AccessName(own.Access), own.Resource))
 	}
 	return loaded, nil
+}
+
+// refused reports a refusal on the resource id to a RefusalObserver.
+func (i *Interceptor) refused(ctx context.Context, p *authn.Principal, resource, id string) {
+	if o, ok := i.observer.(RefusalObserver); ok {
+		o.ObserveRefusal(ctx, p, resource, id)
+	}
 }
 
 // denied reports a refusal of a resource that exists to the observer.

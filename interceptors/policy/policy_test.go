@@ -316,6 +316,7 @@ func TestRoleMethodMatrix(t *testing.T) {
 		"/guard.admin.v1.AdminService/UnlockUser":       adminSvc,
 		"/guard.admin.v1.AdminService/ListAuditEvents":  adminSvc,
 		"/guard.admin.v1.AdminService/RotateSigningKey": adminSvc,
+		"/guard.admin.v1.AdminService/UnblockNetwork":   adminSvc,
 	}
 	// Only an admin skips the ownership check, and only to delete.
 	bypass := map[string][]string{

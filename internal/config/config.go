@@ -39,6 +39,7 @@ type Config struct {
 	LockoutDuration        time.Duration
 	LockoutMax             time.Duration
 	IPLockoutFailures      int
+	BlockSuspicious        time.Duration // block the source of a detection (internal/detect); 0 for none
 	CORSOrigins            []string
 	TrustedProxies         []netip.Prefix
 	IPRateLimit            int
@@ -135,6 +136,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	dur(&c.LockoutDuration, "lockout-duration", 15*time.Minute, "first lockout; doubles with each repeated lockout")
 	dur(&c.LockoutMax, "lockout-max", 24*time.Hour, "longest lockout")
 	num(&c.IPLockoutFailures, "ip-lockout-failures", 20, "failed logins per client IP within -lockout-window that lock the IP")
+	dur(&c.BlockSuspicious, "block-suspicious", 0, "block the source of detected suspicious activity for this long (the client network for credential stuffing and invalid-credential bursts, the user for enumeration; refresh reuse blocks nothing); 0 blocks nothing")
 	str(&origins, "cors-origins", "", "comma-separated browser origins allowed to call the API, such as https://app.example.com")
 	str(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
 	num(&c.IPRateLimit, "ip-rate-limit", 600, "requests per client IP per -ip-rate-window, for all endpoints")
@@ -238,6 +240,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LockoutFailures < 1 || c.AccountLockoutFailures < 1 || c.IPLockoutFailures < 1 || c.LockoutWindow <= 0 || c.LockoutDuration <= 0 || c.LockoutMax < c.LockoutDuration {
 		bad("-lockout-*: failures must be at least 1, durations positive, -lockout-max at least -lockout-duration")
+	}
+	if c.BlockSuspicious < 0 {
+		bad("-block-suspicious: must be 0 (no block) or positive")
 	}
 	if c.AccountLockoutFailures < c.LockoutFailures {
 		bad("-account-lockout-failures: %d is below -lockout-failures %d; the account-wide ceiling must be the higher one, or one guesser locks the owner out", c.AccountLockoutFailures, c.LockoutFailures)

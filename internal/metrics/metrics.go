@@ -23,6 +23,7 @@ import (
 	"github.com/connectguard/guard/interceptors/authn"
 	"github.com/connectguard/guard/interceptors/authz"
 	"github.com/connectguard/guard/interceptors/ownership"
+	"github.com/connectguard/guard/internal/detect"
 	"github.com/connectguard/guard/service/auth"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -58,6 +59,7 @@ type Metrics struct {
 	lockouts  prometheus.Counter
 	started   prometheus.Counter
 	reuse     prometheus.Counter
+	suspect   *prometheus.CounterVec
 
 	procs   map[string]*procedure
 	unknown *procedure
@@ -65,6 +67,7 @@ type Metrics struct {
 	authnBy   [authn.MethodSessionCookie + 1][len(authResults)]prometheus.Counter
 	passwords map[string]prometheus.Counter
 	limitedBy map[string]prometheus.Counter
+	suspectBy map[detect.Kind]prometheus.Counter
 }
 
 // procedure holds one procedure's series, each made on first use: only
@@ -125,10 +128,15 @@ func New(procedures []string) *Metrics {
 			Name: "guard_refresh_token_reuse_total",
 			Help: "Spent refresh tokens presented again; each revoked its session.",
 		}),
+		suspect: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "guard_suspicious_activity_total",
+			Help: "Suspicious activity detected (internal/detect), by kind; each also an audit event.",
+		}, []string{"kind"}),
 		procs:     make(map[string]*procedure, len(procedures)),
 		unknown:   &procedure{name: Unknown},
 		passwords: make(map[string]prometheus.Counter),
 		limitedBy: make(map[string]prometheus.Counter),
+		suspectBy: make(map[detect.Kind]prometheus.Counter),
 	}
 	for _, p := range procedures {
 		m.procs[p] = &procedure{name: p}
@@ -145,7 +153,10 @@ func New(procedures []string) *Metrics {
 	for _, k := range []string{guard.RateLimitIP, guard.RateLimitUser, guard.RateLimitMethod} {
 		m.limitedBy[k] = m.limited.WithLabelValues(k)
 	}
-	reg.MustRegister(m.calls, m.durations, m.authns, m.denials, m.limited, m.lockouts, m.started, m.reuse,
+	for _, k := range detect.Kinds() {
+		m.suspectBy[k] = m.suspect.WithLabelValues(string(k))
+	}
+	reg.MustRegister(m.calls, m.durations, m.authns, m.denials, m.limited, m.lockouts, m.started, m.reuse, m.suspect,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -274,6 +285,14 @@ func (m *Metrics) ObserveLockoutStarted() { m.started.Inc() }
 
 // ObserveRefreshReuse implements auth.Observer.
 func (m *Metrics) ObserveRefreshReuse() { m.reuse.Inc() }
+
+// ObserveSuspicious counts a detection of kind; a kind outside
+// detect.Kinds is not counted, so that no caller can create a series.
+func (m *Metrics) ObserveSuspicious(kind detect.Kind) {
+	if c, ok := m.suspectBy[kind]; ok {
+		c.Inc()
+	}
+}
 
 // CacheStats reports a cache's lookups that found an entry and those that
 // did not (token.Service.CacheStats).

@@ -256,7 +256,7 @@ func TestMetricsLabelsAreClosed(t *testing.T) {
 		"method":    {"token", "api_key", "cookie", "password"},
 		"result":    {"ok", "invalid", "expired", "error", "locked_out"},
 		"reason":    {"role", "scope", "ownership", "unknown"},
-		"kind":      {"ip", "user", "method"},
+		"kind":      {"ip", "user", "method", "enumeration", "credential_stuffing", "refresh_reuse", "invalid_token_burst"},
 	}
 	token := srv.AdminToken()
 	rnd := func() string { return fmt.Sprintf("x%016x", rand.Uint64()) }

@@ -31,6 +31,7 @@ import (
 	"github.com/connectguard/guard/interceptors/policy"
 	"github.com/connectguard/guard/interceptors/ratelimit"
 	"github.com/connectguard/guard/internal/config"
+	"github.com/connectguard/guard/internal/detect"
 	"github.com/connectguard/guard/internal/invalidation"
 	"github.com/connectguard/guard/internal/lockout"
 	"github.com/connectguard/guard/internal/metrics"
@@ -273,6 +274,9 @@ type deps struct {
 	limiter ratelimit.Limiter
 	// metrics observes the security layer (-metrics-addr); nil for none.
 	metrics *metrics.Metrics
+	// detect notices suspicious activity and keeps the blocks of
+	// -block-suspicious; nil for none (bare).
+	detect *detect.Detector
 	// tracer makes the spans of calls and decisions; nil makes none.
 	tracer trace.TracerProvider
 }
@@ -306,9 +310,8 @@ func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *p
 	if err != nil {
 		return nil, deps{}, err
 	}
-	if m != nil {
-		authOpts = append(authOpts, auth.WithObserver(m))
-	}
+	det := newDetector(cfg, db, m, log)
+	authOpts = append(authOpts, auth.WithObserver(observers{m, det}))
 	authSvc := auth.New(db, hasher, tokens, keys, lockouts, log, authOpts...)
 	var notesOpts []notes.Option
 	if sh.bus != nil {
@@ -318,7 +321,7 @@ func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *p
 	impl := implementations{
 		auth:  authSvc,
 		notes: notesSvc,
-		admin: admin.New(db, hasher, pages, authSvc, log),
+		admin: admin.New(db, hasher, pages, adminCredentials{authSvc, det, db, log}, log),
 	}
 	var services []service
 	for _, a := range apis() {
@@ -335,6 +338,7 @@ func newServices(ctx context.Context, cfg config.Config, db *store.DB, hasher *p
 		resolvers: map[string]guard.Resolver{"note": notesSvc},
 		limiter:   sh.limiter,
 		metrics:   m,
+		detect:    det,
 	}, nil
 }
 
@@ -366,7 +370,10 @@ func mount(cfg config.Config, services []service, d deps) (http.Handler, error) 
 	if d.limiter != nil {
 		opts = append(opts, guard.WithLimiter(d.limiter))
 	}
-	if d.metrics != nil {
+	switch {
+	case d.detect != nil:
+		opts = append(opts, guard.WithObserver(observers{d.metrics, d.detect}), guard.WithAdmission(blocks{d.detect}))
+	case d.metrics != nil:
 		opts = append(opts, guard.WithObserver(d.metrics))
 	}
 	for kind, r := range d.resolvers {
@@ -402,6 +409,9 @@ func mount(cfg config.Config, services []service, d deps) (http.Handler, error) 
 			grpcreflect.ReflectV1ServiceName, grpcreflect.ReflectV1AlphaServiceName)...)
 		mux.Handle(grpcreflect.NewHandlerV1(reflector, plain))
 		mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, plain))
+	}
+	if d.detect != nil {
+		return g.Handler(blockNetworks(d.detect, mux)), nil
 	}
 	return g.Handler(mux), nil
 }

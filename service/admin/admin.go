@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -43,6 +44,22 @@ type Credentials interface {
 	RotateSigningKey(ctx context.Context, revokePrevious bool) (string, error)
 	// Unlock lifts every login lockout of the account email.
 	Unlock(ctx context.Context, email string) error
+}
+
+// Unblocker, when the Credentials given to New also implement it, lifts
+// a user's block after suspicious activity (the server's -block-suspicious)
+// in UnlockUser, with the lockouts; it records the lift if there was a
+// block.
+type Unblocker interface {
+	UnblockUser(ctx context.Context, userID string)
+}
+
+// NetworkUnblocker, when the Credentials given to New also implement it,
+// lifts the block of the client network of ip in UnblockNetwork, records
+// the lift if there was a block, and reports whether there was one.
+// Without it UnblockNetwork answers unimplemented.
+type NetworkUnblocker interface {
+	UnblockNetwork(ctx context.Context, ip netip.Addr) bool
 }
 
 // Service implements AdminService.
@@ -148,7 +165,23 @@ func (s *Service) UnlockUser(ctx context.Context, req *connect.Request[adminv1.U
 	if err := s.creds.Unlock(ctx, u.Email); err != nil {
 		return nil, rpcerr.Internal(ctx, s.log, err)
 	}
+	if b, ok := s.creds.(Unblocker); ok {
+		b.UnblockUser(ctx, u.ID)
+	}
 	return connect.NewResponse(&adminv1.UnlockUserResponse{}), nil
+}
+
+// UnblockNetwork implements AdminService.
+func (s *Service) UnblockNetwork(ctx context.Context, req *connect.Request[adminv1.UnblockNetworkRequest]) (*connect.Response[adminv1.UnblockNetworkResponse], error) {
+	b, ok := s.creds.(NetworkUnblocker)
+	if !ok {
+		return nil, connect.NewError(connect.CodeUnimplemented, errors.New("network blocks are not kept"))
+	}
+	ip, err := netip.ParseAddr(req.Msg.GetIp())
+	if err != nil { // protovalidate checked it: only a direct call gets here
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("ip: not an IP address"))
+	}
+	return connect.NewResponse(&adminv1.UnblockNetworkResponse{WasBlocked: b.UnblockNetwork(ctx, ip)}), nil
 }
 
 // RotateSigningKey implements AdminService.

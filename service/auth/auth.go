@@ -138,6 +138,9 @@ func (s *Service) Login(ctx context.Context, req *connect.Request[authv1.LoginRe
 		s.hasher.VerifyDummy(ctx, req.Msg.GetPassword())
 		s.failure(ctx, email, ip)
 		s.observer.ObserveLogin(LoginInvalid)
+		if o, ok := s.observer.(SourceObserver); ok {
+			o.ObserveLoginFailure(email, ip)
+		}
 		// The email is not recorded: people type passwords into it.
 		s.event(ctx, audit.TypeLoginFailure, procLogin, "", "", errLogin(), "unknown email")
 		return nil, errLogin()
@@ -152,6 +155,9 @@ func (s *Service) Login(ctx context.Context, req *connect.Request[authv1.LoginRe
 	if !ok || u.Disabled {
 		s.failure(ctx, email, ip)
 		s.observer.ObserveLogin(LoginInvalid)
+		if o, ok := s.observer.(SourceObserver); ok {
+			o.ObserveLoginFailure(email, ip)
+		}
 		reason := "wrong password"
 		if ok {
 			reason = "account disabled"
@@ -257,6 +263,10 @@ func (s *Service) Refresh(ctx context.Context, req *connect.Request[authv1.Refre
 	case errors.Is(err, store.ErrReused):
 		s.InvalidateUser(ctx, sess.UserID)
 		s.observer.ObserveRefreshReuse()
+		if o, ok := s.observer.(SourceObserver); ok {
+			ip, _ := clientip.From(ctx)
+			o.ObserveRefreshReuseBy(sess.UserID, ip)
+		}
 		s.event(ctx, audit.TypeRefreshTokenReuse, procRefresh, sess.UserID, sess.UserID, errRefresh(),
 			"refresh token reused: session "+sess.ID+" revoked")
 		return nil, errRefresh()

@@ -1,6 +1,9 @@
 package auth
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // An Option configures New.
 type Option interface{ apply(*Service) }
@@ -56,6 +59,20 @@ type Observer interface {
 	// ChangePassword) after which the account, the network or both are
 	// locked out: it started a lockout, or a concurrent failure did.
 	ObserveLockoutStarted()
+}
+
+// SourceObserver, when the Observer given to WithObserver also implements
+// it, is told who failed or reused what, for the detection of attacks
+// (credential stuffing across accounts, refresh reuse): the
+// implementation keeps what it needs (a hash of the email, not the
+// email). Its methods run on the request path, like Observer's.
+type SourceObserver interface {
+	// ObserveLoginFailure reports a failed password check of Login at the
+	// account email (known or not) from ip (invalid if unknown).
+	ObserveLoginFailure(email string, ip netip.Addr)
+	// ObserveRefreshReuseBy reports the reuse ObserveRefreshReuse
+	// reports, with the session's user and the client's ip.
+	ObserveRefreshReuseBy(userID string, ip netip.Addr)
 }
 
 // The results ObserveLogin reports.

@@ -491,6 +491,96 @@ func (*UnlockUserResponse) Descriptor() ([]byte, []int) {
 	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
+type UnblockNetworkRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ip is an address in the network, as the audit event's client_ip shows it.
+	Ip            string `protobuf:"bytes,1,opt,name=ip,proto3" json:"ip,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnblockNetworkRequest) Reset() {
+	*x = UnblockNetworkRequest{}
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnblockNetworkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnblockNetworkRequest) ProtoMessage() {}
+
+func (x *UnblockNetworkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnblockNetworkRequest.ProtoReflect.Descriptor instead.
+func (*UnblockNetworkRequest) Descriptor() ([]byte, []int) {
+	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *UnblockNetworkRequest) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
+type UnblockNetworkResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// was_blocked says whether the network was blocked.
+	WasBlocked    bool `protobuf:"varint,1,opt,name=was_blocked,json=wasBlocked,proto3" json:"was_blocked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnblockNetworkResponse) Reset() {
+	*x = UnblockNetworkResponse{}
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnblockNetworkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnblockNetworkResponse) ProtoMessage() {}
+
+func (x *UnblockNetworkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnblockNetworkResponse.ProtoReflect.Descriptor instead.
+func (*UnblockNetworkResponse) Descriptor() ([]byte, []int) {
+	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *UnblockNetworkResponse) GetWasBlocked() bool {
+	if x != nil {
+		return x.WasBlocked
+	}
+	return false
+}
+
 type ListAuditEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// page_size: 0 means the default (50); larger than 100 is clamped to 100.
@@ -515,7 +605,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[10]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -527,7 +617,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[10]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -540,7 +630,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListAuditEventsRequest) GetPageSize() int32 {
@@ -610,7 +700,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -622,7 +712,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -635,7 +725,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*v11.Event {
@@ -664,7 +754,7 @@ type RotateSigningKeyRequest struct {
 
 func (x *RotateSigningKeyRequest) Reset() {
 	*x = RotateSigningKeyRequest{}
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[12]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -676,7 +766,7 @@ func (x *RotateSigningKeyRequest) String() string {
 func (*RotateSigningKeyRequest) ProtoMessage() {}
 
 func (x *RotateSigningKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[12]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -689,7 +779,7 @@ func (x *RotateSigningKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeyRequest) Descriptor() ([]byte, []int) {
-	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RotateSigningKeyRequest) GetRevokePrevious() bool {
@@ -709,7 +799,7 @@ type RotateSigningKeyResponse struct {
 
 func (x *RotateSigningKeyResponse) Reset() {
 	*x = RotateSigningKeyResponse{}
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[13]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -721,7 +811,7 @@ func (x *RotateSigningKeyResponse) String() string {
 func (*RotateSigningKeyResponse) ProtoMessage() {}
 
 func (x *RotateSigningKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_guard_admin_v1_admin_proto_msgTypes[13]
+	mi := &file_guard_admin_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -734,7 +824,7 @@ func (x *RotateSigningKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeyResponse) Descriptor() ([]byte, []int) {
-	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_guard_admin_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RotateSigningKeyResponse) GetKeyId() string {
@@ -775,7 +865,12 @@ const file_guard_admin_v1_admin_proto_rawDesc = "" +
 	"\x13DisableUserResponse\"C\n" +
 	"\x11UnlockUserRequest\x12.\n" +
 	"\auser_id\x18\x01 \x01(\tB\x15\xbaH\x12r\x102\x0e^[a-z2-7]{26}$R\x06userId\"\x14\n" +
-	"\x12UnlockUserResponse\"\xca\x03\n" +
+	"\x12UnlockUserResponse\"0\n" +
+	"\x15UnblockNetworkRequest\x12\x17\n" +
+	"\x02ip\x18\x01 \x01(\tB\a\xbaH\x04r\x02p\x01R\x02ip\"9\n" +
+	"\x16UnblockNetworkResponse\x12\x1f\n" +
+	"\vwas_blocked\x18\x01 \x01(\bR\n" +
+	"wasBlocked\"\xca\x03\n" +
 	"\x16ListAuditEventsRequest\x12'\n" +
 	"\tpage_size\x18\x01 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12'\n" +
@@ -794,7 +889,7 @@ const file_guard_admin_v1_admin_proto_rawDesc = "" +
 	"\x17RotateSigningKeyRequest\x12'\n" +
 	"\x0frevoke_previous\x18\x01 \x01(\bR\x0erevokePrevious\"1\n" +
 	"\x18RotateSigningKeyResponse\x12\x15\n" +
-	"\x06key_id\x18\x01 \x01(\tR\x05keyId2\x9e\x05\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId2\xff\x05\n" +
 	"\fAdminService\x12S\n" +
 	"\n" +
 	"CreateUser\x12!.guard.admin.v1.CreateUserRequest\x1a\".guard.admin.v1.CreateUserResponse\x12P\n" +
@@ -802,7 +897,8 @@ const file_guard_admin_v1_admin_proto_rawDesc = "" +
 	"\fSetUserRoles\x12#.guard.admin.v1.SetUserRolesRequest\x1a$.guard.admin.v1.SetUserRolesResponse\x12V\n" +
 	"\vDisableUser\x12\".guard.admin.v1.DisableUserRequest\x1a#.guard.admin.v1.DisableUserResponse\x12S\n" +
 	"\n" +
-	"UnlockUser\x12!.guard.admin.v1.UnlockUserRequest\x1a\".guard.admin.v1.UnlockUserResponse\x12b\n" +
+	"UnlockUser\x12!.guard.admin.v1.UnlockUserRequest\x1a\".guard.admin.v1.UnlockUserResponse\x12_\n" +
+	"\x0eUnblockNetwork\x12%.guard.admin.v1.UnblockNetworkRequest\x1a&.guard.admin.v1.UnblockNetworkResponse\x12b\n" +
 	"\x0fListAuditEvents\x12&.guard.admin.v1.ListAuditEventsRequest\x1a'.guard.admin.v1.ListAuditEventsResponse\x12e\n" +
 	"\x10RotateSigningKey\x12'.guard.admin.v1.RotateSigningKeyRequest\x1a(.guard.admin.v1.RotateSigningKeyResponse\x1a\x14\u00a0\x19\x10\x12\x05admin\x1a\x05admin0\x01B:Z8github.com/connectguard/guard/gen/guard/admin/v1;adminv1b\x06proto3"
 
@@ -818,7 +914,7 @@ func file_guard_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_guard_admin_v1_admin_proto_rawDescData
 }
 
-var file_guard_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_guard_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_guard_admin_v1_admin_proto_goTypes = []any{
 	(*CreateUserRequest)(nil),        // 0: guard.admin.v1.CreateUserRequest
 	(*CreateUserResponse)(nil),       // 1: guard.admin.v1.CreateUserResponse
@@ -830,39 +926,43 @@ var file_guard_admin_v1_admin_proto_goTypes = []any{
 	(*DisableUserResponse)(nil),      // 7: guard.admin.v1.DisableUserResponse
 	(*UnlockUserRequest)(nil),        // 8: guard.admin.v1.UnlockUserRequest
 	(*UnlockUserResponse)(nil),       // 9: guard.admin.v1.UnlockUserResponse
-	(*ListAuditEventsRequest)(nil),   // 10: guard.admin.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),  // 11: guard.admin.v1.ListAuditEventsResponse
-	(*RotateSigningKeyRequest)(nil),  // 12: guard.admin.v1.RotateSigningKeyRequest
-	(*RotateSigningKeyResponse)(nil), // 13: guard.admin.v1.RotateSigningKeyResponse
-	(*v1.User)(nil),                  // 14: guard.auth.v1.User
-	(v11.EventType)(0),               // 15: guard.audit.v1.EventType
-	(*timestamppb.Timestamp)(nil),    // 16: google.protobuf.Timestamp
-	(*v11.Event)(nil),                // 17: guard.audit.v1.Event
+	(*UnblockNetworkRequest)(nil),    // 10: guard.admin.v1.UnblockNetworkRequest
+	(*UnblockNetworkResponse)(nil),   // 11: guard.admin.v1.UnblockNetworkResponse
+	(*ListAuditEventsRequest)(nil),   // 12: guard.admin.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),  // 13: guard.admin.v1.ListAuditEventsResponse
+	(*RotateSigningKeyRequest)(nil),  // 14: guard.admin.v1.RotateSigningKeyRequest
+	(*RotateSigningKeyResponse)(nil), // 15: guard.admin.v1.RotateSigningKeyResponse
+	(*v1.User)(nil),                  // 16: guard.auth.v1.User
+	(v11.EventType)(0),               // 17: guard.audit.v1.EventType
+	(*timestamppb.Timestamp)(nil),    // 18: google.protobuf.Timestamp
+	(*v11.Event)(nil),                // 19: guard.audit.v1.Event
 }
 var file_guard_admin_v1_admin_proto_depIdxs = []int32{
-	14, // 0: guard.admin.v1.CreateUserResponse.user:type_name -> guard.auth.v1.User
-	14, // 1: guard.admin.v1.ListUsersResponse.users:type_name -> guard.auth.v1.User
-	14, // 2: guard.admin.v1.SetUserRolesResponse.user:type_name -> guard.auth.v1.User
-	15, // 3: guard.admin.v1.ListAuditEventsRequest.types:type_name -> guard.audit.v1.EventType
-	16, // 4: guard.admin.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	16, // 5: guard.admin.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	17, // 6: guard.admin.v1.ListAuditEventsResponse.events:type_name -> guard.audit.v1.Event
+	16, // 0: guard.admin.v1.CreateUserResponse.user:type_name -> guard.auth.v1.User
+	16, // 1: guard.admin.v1.ListUsersResponse.users:type_name -> guard.auth.v1.User
+	16, // 2: guard.admin.v1.SetUserRolesResponse.user:type_name -> guard.auth.v1.User
+	17, // 3: guard.admin.v1.ListAuditEventsRequest.types:type_name -> guard.audit.v1.EventType
+	18, // 4: guard.admin.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	18, // 5: guard.admin.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	19, // 6: guard.admin.v1.ListAuditEventsResponse.events:type_name -> guard.audit.v1.Event
 	0,  // 7: guard.admin.v1.AdminService.CreateUser:input_type -> guard.admin.v1.CreateUserRequest
 	2,  // 8: guard.admin.v1.AdminService.ListUsers:input_type -> guard.admin.v1.ListUsersRequest
 	4,  // 9: guard.admin.v1.AdminService.SetUserRoles:input_type -> guard.admin.v1.SetUserRolesRequest
 	6,  // 10: guard.admin.v1.AdminService.DisableUser:input_type -> guard.admin.v1.DisableUserRequest
 	8,  // 11: guard.admin.v1.AdminService.UnlockUser:input_type -> guard.admin.v1.UnlockUserRequest
-	10, // 12: guard.admin.v1.AdminService.ListAuditEvents:input_type -> guard.admin.v1.ListAuditEventsRequest
-	12, // 13: guard.admin.v1.AdminService.RotateSigningKey:input_type -> guard.admin.v1.RotateSigningKeyRequest
-	1,  // 14: guard.admin.v1.AdminService.CreateUser:output_type -> guard.admin.v1.CreateUserResponse
-	3,  // 15: guard.admin.v1.AdminService.ListUsers:output_type -> guard.admin.v1.ListUsersResponse
-	5,  // 16: guard.admin.v1.AdminService.SetUserRoles:output_type -> guard.admin.v1.SetUserRolesResponse
-	7,  // 17: guard.admin.v1.AdminService.DisableUser:output_type -> guard.admin.v1.DisableUserResponse
-	9,  // 18: guard.admin.v1.AdminService.UnlockUser:output_type -> guard.admin.v1.UnlockUserResponse
-	11, // 19: guard.admin.v1.AdminService.ListAuditEvents:output_type -> guard.admin.v1.ListAuditEventsResponse
-	13, // 20: guard.admin.v1.AdminService.RotateSigningKey:output_type -> guard.admin.v1.RotateSigningKeyResponse
-	14, // [14:21] is the sub-list for method output_type
-	7,  // [7:14] is the sub-list for method input_type
+	10, // 12: guard.admin.v1.AdminService.UnblockNetwork:input_type -> guard.admin.v1.UnblockNetworkRequest
+	12, // 13: guard.admin.v1.AdminService.ListAuditEvents:input_type -> guard.admin.v1.ListAuditEventsRequest
+	14, // 14: guard.admin.v1.AdminService.RotateSigningKey:input_type -> guard.admin.v1.RotateSigningKeyRequest
+	1,  // 15: guard.admin.v1.AdminService.CreateUser:output_type -> guard.admin.v1.CreateUserResponse
+	3,  // 16: guard.admin.v1.AdminService.ListUsers:output_type -> guard.admin.v1.ListUsersResponse
+	5,  // 17: guard.admin.v1.AdminService.SetUserRoles:output_type -> guard.admin.v1.SetUserRolesResponse
+	7,  // 18: guard.admin.v1.AdminService.DisableUser:output_type -> guard.admin.v1.DisableUserResponse
+	9,  // 19: guard.admin.v1.AdminService.UnlockUser:output_type -> guard.admin.v1.UnlockUserResponse
+	11, // 20: guard.admin.v1.AdminService.UnblockNetwork:output_type -> guard.admin.v1.UnblockNetworkResponse
+	13, // 21: guard.admin.v1.AdminService.ListAuditEvents:output_type -> guard.admin.v1.ListAuditEventsResponse
+	15, // 22: guard.admin.v1.AdminService.RotateSigningKey:output_type -> guard.admin.v1.RotateSigningKeyResponse
+	15, // [15:23] is the sub-list for method output_type
+	7,  // [7:15] is the sub-list for method input_type
 	7,  // [7:7] is the sub-list for extension type_name
 	7,  // [7:7] is the sub-list for extension extendee
 	0,  // [0:7] is the sub-list for field type_name
@@ -879,7 +979,7 @@ func file_guard_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_guard_admin_v1_admin_proto_rawDesc), len(file_guard_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

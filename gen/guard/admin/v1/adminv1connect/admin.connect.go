@@ -45,6 +45,9 @@ const (
 	AdminServiceDisableUserProcedure = "/guard.admin.v1.AdminService/DisableUser"
 	// AdminServiceUnlockUserProcedure is the fully-qualified name of the AdminService's UnlockUser RPC.
 	AdminServiceUnlockUserProcedure = "/guard.admin.v1.AdminService/UnlockUser"
+	// AdminServiceUnblockNetworkProcedure is the fully-qualified name of the AdminService's
+	// UnblockNetwork RPC.
+	AdminServiceUnblockNetworkProcedure = "/guard.admin.v1.AdminService/UnblockNetwork"
 	// AdminServiceListAuditEventsProcedure is the fully-qualified name of the AdminService's
 	// ListAuditEvents RPC.
 	AdminServiceListAuditEventsProcedure = "/guard.admin.v1.AdminService/ListAuditEvents"
@@ -67,6 +70,11 @@ type AdminServiceClient interface {
 	// address, and forgets its failed logins. Lockouts of client addresses
 	// (password spraying) stay.
 	UnlockUser(context.Context, *connect.Request[v1.UnlockUserRequest]) (*connect.Response[v1.UnlockUserResponse], error)
+	// UnblockNetwork lifts the block of a client network (an IPv4 address, or
+	// the IPv6 /64 of the address given) that the server's -block-suspicious
+	// set after credential stuffing or a burst of invalid credentials, on the
+	// replica that serves the call.
+	UnblockNetwork(context.Context, *connect.Request[v1.UnblockNetworkRequest]) (*connect.Response[v1.UnblockNetworkResponse], error)
 	// ListAuditEvents lists audit events, newest first.
 	ListAuditEvents(context.Context, *connect.Request[v1.ListAuditEventsRequest]) (*connect.Response[v1.ListAuditEventsResponse], error)
 	// RotateSigningKey makes a new access token signing key; tokens signed by
@@ -115,6 +123,12 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(adminServiceMethods.ByName("UnlockUser")),
 			connect.WithClientOptions(opts...),
 		),
+		unblockNetwork: connect.NewClient[v1.UnblockNetworkRequest, v1.UnblockNetworkResponse](
+			httpClient,
+			baseURL+AdminServiceUnblockNetworkProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("UnblockNetwork")),
+			connect.WithClientOptions(opts...),
+		),
 		listAuditEvents: connect.NewClient[v1.ListAuditEventsRequest, v1.ListAuditEventsResponse](
 			httpClient,
 			baseURL+AdminServiceListAuditEventsProcedure,
@@ -137,6 +151,7 @@ type adminServiceClient struct {
 	setUserRoles     *connect.Client[v1.SetUserRolesRequest, v1.SetUserRolesResponse]
 	disableUser      *connect.Client[v1.DisableUserRequest, v1.DisableUserResponse]
 	unlockUser       *connect.Client[v1.UnlockUserRequest, v1.UnlockUserResponse]
+	unblockNetwork   *connect.Client[v1.UnblockNetworkRequest, v1.UnblockNetworkResponse]
 	listAuditEvents  *connect.Client[v1.ListAuditEventsRequest, v1.ListAuditEventsResponse]
 	rotateSigningKey *connect.Client[v1.RotateSigningKeyRequest, v1.RotateSigningKeyResponse]
 }
@@ -166,6 +181,11 @@ func (c *adminServiceClient) UnlockUser(ctx context.Context, req *connect.Reques
 	return c.unlockUser.CallUnary(ctx, req)
 }
 
+// UnblockNetwork calls guard.admin.v1.AdminService.UnblockNetwork.
+func (c *adminServiceClient) UnblockNetwork(ctx context.Context, req *connect.Request[v1.UnblockNetworkRequest]) (*connect.Response[v1.UnblockNetworkResponse], error) {
+	return c.unblockNetwork.CallUnary(ctx, req)
+}
+
 // ListAuditEvents calls guard.admin.v1.AdminService.ListAuditEvents.
 func (c *adminServiceClient) ListAuditEvents(ctx context.Context, req *connect.Request[v1.ListAuditEventsRequest]) (*connect.Response[v1.ListAuditEventsResponse], error) {
 	return c.listAuditEvents.CallUnary(ctx, req)
@@ -190,6 +210,11 @@ type AdminServiceHandler interface {
 	// address, and forgets its failed logins. Lockouts of client addresses
 	// (password spraying) stay.
 	UnlockUser(context.Context, *connect.Request[v1.UnlockUserRequest]) (*connect.Response[v1.UnlockUserResponse], error)
+	// UnblockNetwork lifts the block of a client network (an IPv4 address, or
+	// the IPv6 /64 of the address given) that the server's -block-suspicious
+	// set after credential stuffing or a burst of invalid credentials, on the
+	// replica that serves the call.
+	UnblockNetwork(context.Context, *connect.Request[v1.UnblockNetworkRequest]) (*connect.Response[v1.UnblockNetworkResponse], error)
 	// ListAuditEvents lists audit events, newest first.
 	ListAuditEvents(context.Context, *connect.Request[v1.ListAuditEventsRequest]) (*connect.Response[v1.ListAuditEventsResponse], error)
 	// RotateSigningKey makes a new access token signing key; tokens signed by
@@ -234,6 +259,12 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(adminServiceMethods.ByName("UnlockUser")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceUnblockNetworkHandler := connect.NewUnaryHandler(
+		AdminServiceUnblockNetworkProcedure,
+		svc.UnblockNetwork,
+		connect.WithSchema(adminServiceMethods.ByName("UnblockNetwork")),
+		connect.WithHandlerOptions(opts...),
+	)
 	adminServiceListAuditEventsHandler := connect.NewUnaryHandler(
 		AdminServiceListAuditEventsProcedure,
 		svc.ListAuditEvents,
@@ -258,6 +289,8 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceDisableUserHandler.ServeHTTP(w, r)
 		case AdminServiceUnlockUserProcedure:
 			adminServiceUnlockUserHandler.ServeHTTP(w, r)
+		case AdminServiceUnblockNetworkProcedure:
+			adminServiceUnblockNetworkHandler.ServeHTTP(w, r)
 		case AdminServiceListAuditEventsProcedure:
 			adminServiceListAuditEventsHandler.ServeHTTP(w, r)
 		case AdminServiceRotateSigningKeyProcedure:
@@ -289,6 +322,10 @@ func (UnimplementedAdminServiceHandler) DisableUser(context.Context, *connect.Re
 
 func (UnimplementedAdminServiceHandler) UnlockUser(context.Context, *connect.Request[v1.UnlockUserRequest]) (*connect.Response[v1.UnlockUserResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("guard.admin.v1.AdminService.UnlockUser is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) UnblockNetwork(context.Context, *connect.Request[v1.UnblockNetworkRequest]) (*connect.Response[v1.UnblockNetworkResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("guard.admin.v1.AdminService.UnblockNetwork is not implemented"))
 }
 
 func (UnimplementedAdminServiceHandler) ListAuditEvents(context.Context, *connect.Request[v1.ListAuditEventsRequest]) (*connect.Response[v1.ListAuditEventsResponse], error) {

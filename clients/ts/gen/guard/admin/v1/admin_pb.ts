@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file guard/admin/v1/admin.proto.
  */
 export const file_guard_admin_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChpndWFyZC9hZG1pbi92MS9hZG1pbi5wcm90bxIOZ3VhcmQuYWRtaW4udjEihwEKEUNyZWF0ZVVzZXJSZXF1ZXN0EhkKBWVtYWlsGAEgASgJQgq6SAdyBRj+AWABEh8KCHBhc3N3b3JkGAIgASgJQg26SApyCBAIGIABKIAEEjYKBXJvbGVzGAMgAygJQie6SCSSASEIARADGAEiGXIXUgVhZG1pblIGbWVtYmVyUgZ2aWV3ZXIiNwoSQ3JlYXRlVXNlclJlc3BvbnNlEiEKBHVzZXIYASABKAsyEy5ndWFyZC5hdXRoLnYxLlVzZXIiTwoQTGlzdFVzZXJzUmVxdWVzdBIdCglwYWdlX3NpemUYASABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAQiUAoRTGlzdFVzZXJzUmVzcG9uc2USIgoFdXNlcnMYASADKAsyEy5ndWFyZC5hdXRoLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInUKE1NldFVzZXJSb2xlc1JlcXVlc3QSJgoHdXNlcl9pZBgBIAEoCUIVukgSchAyDl5bYS16Mi03XXsyNn0kEjYKBXJvbGVzGAIgAygJQie6SCSSASEIARADGAEiGXIXUgVhZG1pblIGbWVtYmVyUgZ2aWV3ZXIiOQoUU2V0VXNlclJvbGVzUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmd1YXJkLmF1dGgudjEuVXNlciI8ChJEaXNhYmxlVXNlclJlcXVlc3QSJgoHdXNlcl9pZBgBIAEoCUIVukgSchAyDl5bYS16Mi03XXsyNn0kIhUKE0Rpc2FibGVVc2VyUmVzcG9uc2UiOwoRVW5sb2NrVXNlclJlcXVlc3QSJgoHdXNlcl9pZBgBIAEoCUIVukgSchAyDl5bYS16Mi03XXsyNn0kIhQKElVubG9ja1VzZXJSZXNwb25zZSKBAwoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIdCglwYWdlX3NpemUYASABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAQSKQoHdXNlcl9pZBgDIAEoCUIYukgV2AEBchAyDl5bYS16Mi03XXsyNn0kEjsKBXR5cGVzGAQgAygOMhkuZ3VhcmQuYXVkaXQudjEuRXZlbnRUeXBlQhG6SA6SAQsQECIHggEEEAEgABI/Cglwcm9jZWR1cmUYBSABKAlCLLpIKdgBAXIkGIACMh9eL1tBLVphLXowLTlfLl0rL1tBLVphLXowLTlfXSskEiMKBGNvZGUYBiABKAlCFbpIEtgBAXINGCAyCV5bYS16X10rJBIuCgpzdGFydF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiWQoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USJQoGZXZlbnRzGAEgAygLMhUuZ3VhcmQuYXVkaXQudjEuRXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjIKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0EhcKD3Jldm9rZV9wcmV2aW91cxgBIAEoCCIqChhSb3RhdGVTaWduaW5nS2V5UmVzcG9uc2USDgoGa2V5X2lkGAEgASgJMp4FCgxBZG1pblNlcnZpY2USUwoKQ3JlYXRlVXNlchIhLmd1YXJkLmFkbWluLnYxLkNyZWF0ZVVzZXJSZXF1ZXN0GiIuZ3VhcmQuYWRtaW4udjEuQ3JlYXRlVXNlclJlc3BvbnNlElAKCUxpc3RVc2VycxIgLmd1YXJkLmFkbWluLnYxLkxpc3RVc2Vyc1JlcXVlc3QaIS5ndWFyZC5hZG1pbi52MS5MaXN0VXNlcnNSZXNwb25zZRJZCgxTZXRVc2VyUm9sZXMSIy5ndWFyZC5hZG1pbi52MS5TZXRVc2VyUm9sZXNSZXF1ZXN0GiQuZ3VhcmQuYWRtaW4udjEuU2V0VXNlclJvbGVzUmVzcG9uc2USVgoLRGlzYWJsZVVzZXISIi5ndWFyZC5hZG1pbi52MS5EaXNhYmxlVXNlclJlcXVlc3QaIy5ndWFyZC5hZG1pbi52MS5EaXNhYmxlVXNlclJlc3BvbnNlElMKClVubG9ja1VzZXISIS5ndWFyZC5hZG1pbi52MS5VbmxvY2tVc2VyUmVxdWVzdBoiLmd1YXJkLmFkbWluLnYxLlVubG9ja1VzZXJSZXNwb25zZRJiCg9MaXN0QXVkaXRFdmVudHMSJi5ndWFyZC5hZG1pbi52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GicuZ3VhcmQuYWRtaW4udjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USZQoQUm90YXRlU2lnbmluZ0tleRInLmd1YXJkLmFkbWluLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0GiguZ3VhcmQuYWRtaW4udjEuUm90YXRlU2lnbmluZ0tleVJlc3BvbnNlGhTCoBkQEgVhZG1pbhoFYWRtaW4wAUI6WjhnaXRodWIuY29tL2Nvbm5lY3RndWFyZC9ndWFyZC9nZW4vZ3VhcmQvYWRtaW4vdjE7YWRtaW52MWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_guard_audit_v1_audit, file_guard_auth_v1_auth, file_guard_policy_v1_policy]);
+  fileDesc("ChpndWFyZC9hZG1pbi92MS9hZG1pbi5wcm90bxIOZ3VhcmQuYWRtaW4udjEihwEKEUNyZWF0ZVVzZXJSZXF1ZXN0EhkKBWVtYWlsGAEgASgJQgq6SAdyBRj+AWABEh8KCHBhc3N3b3JkGAIgASgJQg26SApyCBAIGIABKIAEEjYKBXJvbGVzGAMgAygJQie6SCSSASEIARADGAEiGXIXUgVhZG1pblIGbWVtYmVyUgZ2aWV3ZXIiNwoSQ3JlYXRlVXNlclJlc3BvbnNlEiEKBHVzZXIYASABKAsyEy5ndWFyZC5hdXRoLnYxLlVzZXIiTwoQTGlzdFVzZXJzUmVxdWVzdBIdCglwYWdlX3NpemUYASABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAQiUAoRTGlzdFVzZXJzUmVzcG9uc2USIgoFdXNlcnMYASADKAsyEy5ndWFyZC5hdXRoLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInUKE1NldFVzZXJSb2xlc1JlcXVlc3QSJgoHdXNlcl9pZBgBIAEoCUIVukgSchAyDl5bYS16Mi03XXsyNn0kEjYKBXJvbGVzGAIgAygJQie6SCSSASEIARADGAEiGXIXUgVhZG1pblIGbWVtYmVyUgZ2aWV3ZXIiOQoUU2V0VXNlclJvbGVzUmVzcG9uc2USIQoEdXNlchgBIAEoCzITLmd1YXJkLmF1dGgudjEuVXNlciI8ChJEaXNhYmxlVXNlclJlcXVlc3QSJgoHdXNlcl9pZBgBIAEoCUIVukgSchAyDl5bYS16Mi03XXsyNn0kIhUKE0Rpc2FibGVVc2VyUmVzcG9uc2UiOwoRVW5sb2NrVXNlclJlcXVlc3QSJgoHdXNlcl9pZBgBIAEoCUIVukgSchAyDl5bYS16Mi03XXsyNn0kIhQKElVubG9ja1VzZXJSZXNwb25zZSIsChVVbmJsb2NrTmV0d29ya1JlcXVlc3QSEwoCaXAYASABKAlCB7pIBHICcAEiLQoWVW5ibG9ja05ldHdvcmtSZXNwb25zZRITCgt3YXNfYmxvY2tlZBgBIAEoCCKBAwoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIdCglwYWdlX3NpemUYASABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAQSKQoHdXNlcl9pZBgDIAEoCUIYukgV2AEBchAyDl5bYS16Mi03XXsyNn0kEjsKBXR5cGVzGAQgAygOMhkuZ3VhcmQuYXVkaXQudjEuRXZlbnRUeXBlQhG6SA6SAQsQECIHggEEEAEgABI/Cglwcm9jZWR1cmUYBSABKAlCLLpIKdgBAXIkGIACMh9eL1tBLVphLXowLTlfLl0rL1tBLVphLXowLTlfXSskEiMKBGNvZGUYBiABKAlCFbpIEtgBAXINGCAyCV5bYS16X10rJBIuCgpzdGFydF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiWQoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USJQoGZXZlbnRzGAEgAygLMhUuZ3VhcmQuYXVkaXQudjEuRXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjIKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0EhcKD3Jldm9rZV9wcmV2aW91cxgBIAEoCCIqChhSb3RhdGVTaWduaW5nS2V5UmVzcG9uc2USDgoGa2V5X2lkGAEgASgJMv8FCgxBZG1pblNlcnZpY2USUwoKQ3JlYXRlVXNlchIhLmd1YXJkLmFkbWluLnYxLkNyZWF0ZVVzZXJSZXF1ZXN0GiIuZ3VhcmQuYWRtaW4udjEuQ3JlYXRlVXNlclJlc3BvbnNlElAKCUxpc3RVc2VycxIgLmd1YXJkLmFkbWluLnYxLkxpc3RVc2Vyc1JlcXVlc3QaIS5ndWFyZC5hZG1pbi52MS5MaXN0VXNlcnNSZXNwb25zZRJZCgxTZXRVc2VyUm9sZXMSIy5ndWFyZC5hZG1pbi52MS5TZXRVc2VyUm9sZXNSZXF1ZXN0GiQuZ3VhcmQuYWRtaW4udjEuU2V0VXNlclJvbGVzUmVzcG9uc2USVgoLRGlzYWJsZVVzZXISIi5ndWFyZC5hZG1pbi52MS5EaXNhYmxlVXNlclJlcXVlc3QaIy5ndWFyZC5hZG1pbi52MS5EaXNhYmxlVXNlclJlc3BvbnNlElMKClVubG9ja1VzZXISIS5ndWFyZC5hZG1pbi52MS5VbmxvY2tVc2VyUmVxdWVzdBoiLmd1YXJkLmFkbWluLnYxLlVubG9ja1VzZXJSZXNwb25zZRJfCg5VbmJsb2NrTmV0d29yaxIlLmd1YXJkLmFkbWluLnYxLlVuYmxvY2tOZXR3b3JrUmVxdWVzdBomLmd1YXJkLmFkbWluLnYxLlVuYmxvY2tOZXR3b3JrUmVzcG9uc2USYgoPTGlzdEF1ZGl0RXZlbnRzEiYuZ3VhcmQuYWRtaW4udjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBonLmd1YXJkLmFkbWluLnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEmUKEFJvdGF0ZVNpZ25pbmdLZXkSJy5ndWFyZC5hZG1pbi52MS5Sb3RhdGVTaWduaW5nS2V5UmVxdWVzdBooLmd1YXJkLmFkbWluLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRoUwqAZEBIFYWRtaW4aBWFkbWluMAFCOlo4Z2l0aHViLmNvbS9jb25uZWN0Z3VhcmQvZ3VhcmQvZ2VuL2d1YXJkL2FkbWluL3YxO2FkbWludjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp, file_guard_audit_v1_audit, file_guard_auth_v1_auth, file_guard_policy_v1_policy]);
 
 /**
  * @generated from message guard.admin.v1.CreateUserRequest
@@ -210,6 +210,44 @@ export const UnlockUserResponseSchema: GenMessage<UnlockUserResponse> = /*@__PUR
   messageDesc(file_guard_admin_v1_admin, 9);
 
 /**
+ * @generated from message guard.admin.v1.UnblockNetworkRequest
+ */
+export type UnblockNetworkRequest = Message<"guard.admin.v1.UnblockNetworkRequest"> & {
+  /**
+   * ip is an address in the network, as the audit event's client_ip shows it.
+   *
+   * @generated from field: string ip = 1;
+   */
+  ip: string;
+};
+
+/**
+ * Describes the message guard.admin.v1.UnblockNetworkRequest.
+ * Use `create(UnblockNetworkRequestSchema)` to create a new message.
+ */
+export const UnblockNetworkRequestSchema: GenMessage<UnblockNetworkRequest> = /*@__PURE__*/
+  messageDesc(file_guard_admin_v1_admin, 10);
+
+/**
+ * @generated from message guard.admin.v1.UnblockNetworkResponse
+ */
+export type UnblockNetworkResponse = Message<"guard.admin.v1.UnblockNetworkResponse"> & {
+  /**
+   * was_blocked says whether the network was blocked.
+   *
+   * @generated from field: bool was_blocked = 1;
+   */
+  wasBlocked: boolean;
+};
+
+/**
+ * Describes the message guard.admin.v1.UnblockNetworkResponse.
+ * Use `create(UnblockNetworkResponseSchema)` to create a new message.
+ */
+export const UnblockNetworkResponseSchema: GenMessage<UnblockNetworkResponse> = /*@__PURE__*/
+  messageDesc(file_guard_admin_v1_admin, 11);
+
+/**
  * @generated from message guard.admin.v1.ListAuditEventsRequest
  */
 export type ListAuditEventsRequest = Message<"guard.admin.v1.ListAuditEventsRequest"> & {
@@ -275,7 +313,7 @@ export type ListAuditEventsRequest = Message<"guard.admin.v1.ListAuditEventsRequ
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_guard_admin_v1_admin, 10);
+  messageDesc(file_guard_admin_v1_admin, 12);
 
 /**
  * @generated from message guard.admin.v1.ListAuditEventsResponse
@@ -299,7 +337,7 @@ export type ListAuditEventsResponse = Message<"guard.admin.v1.ListAuditEventsRes
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_guard_admin_v1_admin, 11);
+  messageDesc(file_guard_admin_v1_admin, 13);
 
 /**
  * @generated from message guard.admin.v1.RotateSigningKeyRequest
@@ -320,7 +358,7 @@ export type RotateSigningKeyRequest = Message<"guard.admin.v1.RotateSigningKeyRe
  * Use `create(RotateSigningKeyRequestSchema)` to create a new message.
  */
 export const RotateSigningKeyRequestSchema: GenMessage<RotateSigningKeyRequest> = /*@__PURE__*/
-  messageDesc(file_guard_admin_v1_admin, 12);
+  messageDesc(file_guard_admin_v1_admin, 14);
 
 /**
  * @generated from message guard.admin.v1.RotateSigningKeyResponse
@@ -339,7 +377,7 @@ export type RotateSigningKeyResponse = Message<"guard.admin.v1.RotateSigningKeyR
  * Use `create(RotateSigningKeyResponseSchema)` to create a new message.
  */
 export const RotateSigningKeyResponseSchema: GenMessage<RotateSigningKeyResponse> = /*@__PURE__*/
-  messageDesc(file_guard_admin_v1_admin, 13);
+  messageDesc(file_guard_admin_v1_admin, 15);
 
 /**
  * AdminService manages users and reads the audit log.
@@ -398,6 +436,19 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof UnlockUserRequestSchema;
     output: typeof UnlockUserResponseSchema;
+  },
+  /**
+   * UnblockNetwork lifts the block of a client network (an IPv4 address, or
+   * the IPv6 /64 of the address given) that the server's -block-suspicious
+   * set after credential stuffing or a burst of invalid credentials, on the
+   * replica that serves the call.
+   *
+   * @generated from rpc guard.admin.v1.AdminService.UnblockNetwork
+   */
+  unblockNetwork: {
+    methodKind: "unary";
+    input: typeof UnblockNetworkRequestSchema;
+    output: typeof UnblockNetworkResponseSchema;
   },
   /**
    * ListAuditEvents lists audit events, newest first.
