@@ -38,6 +38,7 @@ import (
 	"github.com/connectguard/guard/interceptors/requestid"
 	"github.com/connectguard/guard/interceptors/safewire"
 	"github.com/connectguard/guard/interceptors/secureheaders"
+	"github.com/connectguard/guard/internal/outcome"
 	"github.com/rs/cors"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -249,7 +250,7 @@ func (g *Guard) refuse(next http.Handler) http.Handler {
 		}
 		g.accesslog.Refused(r, err)
 		if g.cfg.observer != nil {
-			g.cfg.observer.ObserveCall(r.URL.Path, protocolOf(r), err.Code(), 0)
+			g.cfg.observer.ObserveCall(r.URL.Path, outcome.Protocol(r), err.Code(), 0)
 		}
 		if g.audit != nil {
 			g.audit.Refused(r, err)

@@ -3,8 +3,6 @@ package guard
 import (
 	"context"
 	"errors"
-	"net/http"
-	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -12,6 +10,7 @@ import (
 	"github.com/connectguard/guard/interceptors/authz"
 	"github.com/connectguard/guard/interceptors/ownership"
 	"github.com/connectguard/guard/interceptors/ratelimit"
+	"github.com/connectguard/guard/internal/outcome"
 )
 
 // Observer is told what the security layer sees and decides, for metrics:
@@ -95,7 +94,7 @@ func (i observeInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc 
 			return next(ctx, req)
 		}
 		start := time.Now()
-		defer onAbort(func() {
+		defer outcome.OnAbort(func() {
 			i.o.ObserveCall(req.Spec().Procedure, req.Peer().Protocol, connect.CodeAborted, time.Since(start))
 		})
 		res, err := next(ctx, req)
@@ -111,7 +110,7 @@ func (i observeInterceptor) WrapStreamingClient(next connect.StreamingClientFunc
 func (i observeInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
 		start := time.Now()
-		defer onAbort(func() {
+		defer outcome.OnAbort(func() {
 			i.o.ObserveCall(conn.Spec().Procedure, conn.Peer().Protocol, connect.CodeAborted, time.Since(start))
 		})
 		err := next(ctx, conn)
@@ -137,30 +136,6 @@ func codeOf(err error) connect.Code {
 		return connect.CodeDeadlineExceeded
 	}
 	return connect.CodeUnknown
-}
-
-// onAbort, deferred, runs record if the call panics with
-// http.ErrAbortHandler (which recovery lets through), then panics on.
-func onAbort(record func()) {
-	if r := recover(); r != nil {
-		if r == http.ErrAbortHandler { //nolint:errorlint // the sentinel is panicked as is
-			record()
-		}
-		panic(r)
-	}
-}
-
-// protocolOf names the RPC protocol of a request the HTTP layer refuses,
-// as connect.Peer.Protocol would.
-func protocolOf(r *http.Request) string {
-	ct := r.Header.Get("Content-Type")
-	switch {
-	case strings.HasPrefix(ct, "application/grpc-web"):
-		return connect.ProtocolGRPCWeb
-	case strings.HasPrefix(ct, "application/grpc"):
-		return connect.ProtocolGRPC
-	}
-	return connect.ProtocolConnect
 }
 
 // observedLimiter reports the refusals of a Limiter, whichever layer

@@ -22,8 +22,8 @@ import (
 	"connectrpc.com/connect"
 	"github.com/connectguard/guard/interceptors/authn"
 	"github.com/connectguard/guard/interceptors/clientip"
-	"github.com/connectguard/guard/interceptors/internal/outcome"
 	"github.com/connectguard/guard/interceptors/requestid"
+	"github.com/connectguard/guard/internal/outcome"
 	"go.opentelemetry.io/otel/trace"
 )
 

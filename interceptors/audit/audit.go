@@ -20,10 +20,10 @@ import (
 	"github.com/connectguard/guard/interceptors/authn"
 	"github.com/connectguard/guard/interceptors/authz"
 	"github.com/connectguard/guard/interceptors/clientip"
-	"github.com/connectguard/guard/interceptors/internal/outcome"
 	"github.com/connectguard/guard/interceptors/policy"
 	"github.com/connectguard/guard/interceptors/ratelimit"
 	"github.com/connectguard/guard/interceptors/requestid"
+	"github.com/connectguard/guard/internal/outcome"
 )
 
 // Type is the kind of an audit event. The names are those of

@@ -25,9 +25,9 @@ import (
 	"strings"
 
 	"connectrpc.com/connect"
-	"github.com/connectguard/guard/interceptors/internal/outcome"
 	"github.com/connectguard/guard/interceptors/policy"
 	"github.com/connectguard/guard/interceptors/requestid"
+	"github.com/connectguard/guard/internal/outcome"
 )
 
 // Method says how a principal authenticated.

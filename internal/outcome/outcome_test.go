@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"connectrpc.com/connect"
-	"github.com/connectguard/guard/interceptors/internal/outcome"
+	"github.com/connectguard/guard/internal/outcome"
 )
 
 func TestString(t *testing.T) {
