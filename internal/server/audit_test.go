@@ -241,6 +241,18 @@ func TestAuditVerifyCommand(t *testing.T) {
 	if _, err := verifyMissing(ctx); err == nil {
 		t.Error("audit verify of a missing database: no error")
 	}
+	// Without -db it reads GUARD_DB, as the server does: the broken trail
+	// is found there too.
+	var envOut bytes.Buffer
+	err = server.Run(ctx, []string{"audit", "verify"}, func(k string) string {
+		if k == "GUARD_DB" {
+			return srv.DB
+		}
+		return ""
+	}, &envOut, &envOut)
+	if err == nil || !strings.Contains(envOut.String(), "BROKEN at row "+id) {
+		t.Errorf("audit verify with GUARD_DB = %q, %v; want the row %s named", envOut.String(), err, id)
+	}
 }
 
 func verifyMissing(ctx context.Context) (string, error) {

@@ -19,7 +19,7 @@ var errAuditBroken = errors.New("audit trail does not verify")
 // runAudit runs `guard audit verify -db DSN`: it walks the audit trail's
 // hash chain and prints either OK with the number of rows and the head
 // hash, or the first row that does not verify (and fails).
-func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runAudit(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	usage := func() {
 		fmt.Fprintln(stderr, "Usage: guard audit verify [-db DSN]\n\n"+
 			"Walks the audit trail's hash chain, from the oldest kept row (or the\n"+
@@ -27,7 +27,8 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			"changed, or that follows a deleted row. It prints OK with the number\n"+
 			"of rows and the head hash (record it elsewhere: a later verify that\n"+
 			"does not reach it shows the newest rows were removed), and exits 1 on\n"+
-			"a broken chain. A PostgreSQL password goes in PGPASSWORD.\n\nFlags:")
+			"a broken chain. -db defaults to GUARD_DB, as the server's does; a\n"+
+			"PostgreSQL password goes there or in PGPASSWORD, never in the flag.\n\nFlags:")
 	}
 	if len(args) == 0 || args[0] != "verify" {
 		usage()
@@ -38,7 +39,11 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fs := flag.NewFlagSet("guard audit verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dsn := fs.String("db", "./data/guard.db", "SQLite database file, or a postgres:// URL")
+	def := getenv("GUARD_DB")
+	if def == "" {
+		def = "./data/guard.db"
+	}
+	dsn := fs.String("db", def, "SQLite database file, or a postgres:// URL (GUARD_DB)")
 	fs.Usage = func() { usage(); fs.PrintDefaults() }
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -20,8 +20,9 @@ type command struct {
 	name string
 	// summary is one line for `guard -h`.
 	summary string
-	// run receives the arguments after the name.
-	run func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+	// run receives the arguments after the name, and the environment
+	// (the GUARD_* twins of its flags).
+	run func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error
 }
 
 // commands lists the subcommands, in the order -h shows them.
@@ -32,10 +33,10 @@ func commands() []command {
 	}
 }
 
-func runCommand(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
+func runCommand(ctx context.Context, name string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	for _, c := range commands() {
 		if c.name == name {
-			return c.run(ctx, args, stdout, stderr)
+			return c.run(ctx, args, getenv, stdout, stderr)
 		}
 	}
 	var names []string
@@ -71,7 +72,7 @@ const policyHeader = "# Access policies\n\n" +
 // runPolicy writes the policy table of the served APIs (PolicyTable) as
 // Markdown, byte for byte the same on every run so that the result can be
 // committed and checked for staleness.
-func runPolicy(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func runPolicy(_ context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("guard policy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {

@@ -59,7 +59,7 @@ var (
 // listening address and the one-time admin password, stderr the log.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		return runCommand(ctx, args[0], args[1:], stdout, stderr)
+		return runCommand(ctx, args[0], args[1:], getenv, stdout, stderr)
 	}
 	cfg, err := config.Parse(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
