@@ -116,8 +116,8 @@ $(WEB)/node_modules: $(WEB)/package.json $(WEB)/package-lock.json
 # ./internal/server's BenchmarkGetNoteEngines needs PostgreSQL at
 # 127.0.0.1:5432 (skipped without it; see internal/pgtest).
 .PHONY: bench
-bench: ## benchmarks: full chain vs bare handler (paired ratio), token verify, key probes
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 . ./internal/server/ ./internal/token/ ./internal/lockout/... ./internal/boundedmap/ ./internal/password/ ./service/auth/ ./interceptors/...
+bench: ## benchmarks: full chain vs bare handler (paired ratio), observability, token verify, key probes, log lines
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 . ./internal/server/ ./internal/token/ ./internal/lockout/... ./internal/boundedmap/ ./internal/loghandler/ ./internal/password/ ./service/auth/ ./interceptors/...
 
 # Builds its own server (-tags guardload), starts a full and a bare one on
 # loopback and prints Markdown tables (docs/performance.md); 1 min 40 s on

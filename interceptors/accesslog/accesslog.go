@@ -110,7 +110,12 @@ func (i *Interceptor) write(ctx context.Context, procedure, protocol string, sta
 		attrs[n], attrs[n+1] = slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String())
 		n += 2
 	}
-	i.log.LogAttrs(ctx, level, "rpc", attrs[:n]...)
+	// The record goes straight to the handler, with no source position:
+	// slog.Logger would walk the stack for one, and an access line's
+	// source is always this function.
+	r := slog.NewRecord(time.Now(), level, "rpc", 0)
+	r.AddAttrs(attrs[:n]...)
+	_ = i.log.Handler().Handle(ctx, r) // a failed write is the handler's to report, not the call's
 }
 
 // Refused logs a call that the HTTP layer refused before connect-go read

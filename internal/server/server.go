@@ -34,6 +34,7 @@ import (
 	"github.com/connectguard/guard/internal/detect"
 	"github.com/connectguard/guard/internal/invalidation"
 	"github.com/connectguard/guard/internal/lockout"
+	"github.com/connectguard/guard/internal/loghandler"
 	"github.com/connectguard/guard/internal/metrics"
 	"github.com/connectguard/guard/internal/pagetoken"
 	"github.com/connectguard/guard/internal/password"
@@ -476,9 +477,9 @@ func bootstrapAdmin(ctx context.Context, db *store.DB, hasher *password.Hasher, 
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	format := loghandler.Text
 	if cfg.LogFormat == "json" {
-		return slog.New(utcHandler{slog.NewJSONHandler(w, opts)})
+		format = loghandler.JSON
 	}
-	return slog.New(utcHandler{slog.NewTextHandler(w, opts)})
+	return slog.New(loghandler.New(w, format, cfg.LogLevel))
 }
