@@ -11,6 +11,7 @@ import (
 	v11 "github.com/connectguard/guard/gen/guard/audit/v1"
 	v1 "github.com/connectguard/guard/gen/guard/auth/v1"
 	_ "github.com/connectguard/guard/gen/guard/policy/v1"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -838,7 +839,7 @@ var File_guard_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_guard_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x1aguard/admin/v1/admin.proto\x12\x0eguard.admin.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aguard/audit/v1/audit.proto\x1a\x18guard/auth/v1/auth.proto\x1a\x1cguard/policy/v1/policy.proto\"\x9f\x01\n" +
+	"\x1aguard/admin/v1/admin.proto\x12\x0eguard.admin.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aguard/audit/v1/audit.proto\x1a\x18guard/auth/v1/auth.proto\x1a\x1cguard/policy/v1/policy.proto\"\x9f\x01\n" +
 	"\x11CreateUserRequest\x12 \n" +
 	"\x05email\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x18\xfe\x01`\x01R\x05email\x12)\n" +
@@ -889,18 +890,18 @@ const file_guard_admin_v1_admin_proto_rawDesc = "" +
 	"\x17RotateSigningKeyRequest\x12'\n" +
 	"\x0frevoke_previous\x18\x01 \x01(\bR\x0erevokePrevious\"1\n" +
 	"\x18RotateSigningKeyResponse\x12\x15\n" +
-	"\x06key_id\x18\x01 \x01(\tR\x05keyId2\xff\x05\n" +
-	"\fAdminService\x12S\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId2\xb2\b\n" +
+	"\fAdminService\x12o\n" +
 	"\n" +
-	"CreateUser\x12!.guard.admin.v1.CreateUserRequest\x1a\".guard.admin.v1.CreateUserResponse\x12P\n" +
-	"\tListUsers\x12 .guard.admin.v1.ListUsersRequest\x1a!.guard.admin.v1.ListUsersResponse\x12Y\n" +
-	"\fSetUserRoles\x12#.guard.admin.v1.SetUserRolesRequest\x1a$.guard.admin.v1.SetUserRolesResponse\x12V\n" +
-	"\vDisableUser\x12\".guard.admin.v1.DisableUserRequest\x1a#.guard.admin.v1.DisableUserResponse\x12S\n" +
+	"CreateUser\x12!.guard.admin.v1.CreateUserRequest\x1a\".guard.admin.v1.CreateUserResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/admin/users\x12i\n" +
+	"\tListUsers\x12 .guard.admin.v1.ListUsersRequest\x1a!.guard.admin.v1.ListUsersResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/admin/users\x12\x85\x01\n" +
+	"\fSetUserRoles\x12#.guard.admin.v1.SetUserRolesRequest\x1a$.guard.admin.v1.SetUserRolesResponse\"*\x82\xd3\xe4\x93\x02$:\x01*\x1a\x1f/v1/admin/users/{user_id}/roles\x12\x84\x01\n" +
+	"\vDisableUser\x12\".guard.admin.v1.DisableUserRequest\x1a#.guard.admin.v1.DisableUserResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/admin/users/{user_id}/disable\x12\x80\x01\n" +
 	"\n" +
-	"UnlockUser\x12!.guard.admin.v1.UnlockUserRequest\x1a\".guard.admin.v1.UnlockUserResponse\x12_\n" +
-	"\x0eUnblockNetwork\x12%.guard.admin.v1.UnblockNetworkRequest\x1a&.guard.admin.v1.UnblockNetworkResponse\x12b\n" +
-	"\x0fListAuditEvents\x12&.guard.admin.v1.ListAuditEventsRequest\x1a'.guard.admin.v1.ListAuditEventsResponse\x12e\n" +
-	"\x10RotateSigningKey\x12'.guard.admin.v1.RotateSigningKeyRequest\x1a(.guard.admin.v1.RotateSigningKeyResponse\x1a\x14\u00a0\x19\x10\x12\x05admin\x1a\x05admin0\x01B:Z8github.com/connectguard/guard/gen/guard/admin/v1;adminv1b\x06proto3"
+	"UnlockUser\x12!.guard.admin.v1.UnlockUserRequest\x1a\".guard.admin.v1.UnlockUserResponse\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/admin/users/{user_id}/unlock\x12\x86\x01\n" +
+	"\x0eUnblockNetwork\x12%.guard.admin.v1.UnblockNetworkRequest\x1a&.guard.admin.v1.UnblockNetworkResponse\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/admin/networks/unblock\x12\x82\x01\n" +
+	"\x0fListAuditEvents\x12&.guard.admin.v1.ListAuditEventsRequest\x1a'.guard.admin.v1.ListAuditEventsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/admin/audit-events\x12\x8f\x01\n" +
+	"\x10RotateSigningKey\x12'.guard.admin.v1.RotateSigningKeyRequest\x1a(.guard.admin.v1.RotateSigningKeyResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/admin/signing-keys/rotate\x1a\x14\u00a0\x19\x10\x12\x05admin\x1a\x05admin0\x01B:Z8github.com/connectguard/guard/gen/guard/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_guard_admin_v1_admin_proto_rawDescOnce sync.Once

@@ -9,6 +9,7 @@ package authv1
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "github.com/connectguard/guard/gen/guard/policy/v1"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -1027,7 +1028,7 @@ var File_guard_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_guard_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x18guard/auth/v1/auth.proto\x12\rguard.auth.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cguard/policy/v1/policy.proto\"\x9b\x01\n" +
+	"\x18guard/auth/v1/auth.proto\x12\rguard.auth.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cguard/policy/v1/policy.proto\"\x9b\x01\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x14\n" +
@@ -1098,16 +1099,16 @@ const file_guard_auth_v1_auth_proto_rawDesc = "" +
 	"\x17AUTH_METHOD_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18AUTH_METHOD_ACCESS_TOKEN\x10\x01\x12\x17\n" +
 	"\x13AUTH_METHOD_API_KEY\x10\x02\x12\x1e\n" +
-	"\x1aAUTH_METHOD_SESSION_COOKIE\x10\x032\xf7\x06\n" +
-	"\vAuthService\x12V\n" +
-	"\x05Login\x12\x1b.guard.auth.v1.LoginRequest\x1a\x1c.guard.auth.v1.LoginResponse\"\x12\u00a0\x19\x0e\b\x01*\b\b\x14\x12\x02\b<\x18\x020\x01\x12Z\n" +
-	"\aRefresh\x12\x1d.guard.auth.v1.RefreshRequest\x1a\x1e.guard.auth.v1.RefreshResponse\"\x10\u00a0\x19\f\b\x01*\b\b<\x12\x02\b<\x18\x02\x12d\n" +
-	"\x06Logout\x12\x1c.guard.auth.v1.LogoutRequest\x1a\x1d.guard.auth.v1.LogoutResponse\"\x1d\u00a0\x19\x19\x12\x05admin\x12\x06member\x12\x06viewer0\x01\x12b\n" +
-	"\x06WhoAmI\x12\x1c.guard.auth.v1.WhoAmIRequest\x1a\x1d.guard.auth.v1.WhoAmIResponse\"\x1b\u00a0\x19\x17\x12\x05admin\x12\x06member\x12\x06viewer\x12\x86\x01\n" +
-	"\x0eChangePassword\x12$.guard.auth.v1.ChangePasswordRequest\x1a%.guard.auth.v1.ChangePasswordResponse\"'\u00a0\x19#\x12\x05admin\x12\x06member\x12\x06viewer*\b\b\x05\x12\x02\b<\x18\x010\x01\x12v\n" +
-	"\fCreateAPIKey\x12\".guard.auth.v1.CreateAPIKeyRequest\x1a#.guard.auth.v1.CreateAPIKeyResponse\"\x1d\u00a0\x19\x19\x12\x05admin\x12\x06member\x12\x06viewer0\x01\x12q\n" +
-	"\vListAPIKeys\x12!.guard.auth.v1.ListAPIKeysRequest\x1a\".guard.auth.v1.ListAPIKeysResponse\"\x1b\u00a0\x19\x17\x12\x05admin\x12\x06member\x12\x06viewer\x12v\n" +
-	"\fRevokeAPIKey\x12\".guard.auth.v1.RevokeAPIKeyRequest\x1a#.guard.auth.v1.RevokeAPIKeyResponse\"\x1d\u00a0\x19\x19\x12\x05admin\x12\x06member\x12\x06viewer0\x01B8Z6github.com/connectguard/guard/gen/guard/auth/v1;authv1b\x06proto3"
+	"\x1aAUTH_METHOD_SESSION_COOKIE\x10\x032\xbb\b\n" +
+	"\vAuthService\x12o\n" +
+	"\x05Login\x12\x1b.guard.auth.v1.LoginRequest\x1a\x1c.guard.auth.v1.LoginResponse\"+\u00a0\x19\x0e\b\x01*\b\b\x14\x12\x02\b<\x18\x020\x01\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/auth/login\x12u\n" +
+	"\aRefresh\x12\x1d.guard.auth.v1.RefreshRequest\x1a\x1e.guard.auth.v1.RefreshResponse\"+\u00a0\x19\f\b\x01*\b\b<\x12\x02\b<\x18\x02\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/auth/refresh\x12~\n" +
+	"\x06Logout\x12\x1c.guard.auth.v1.LogoutRequest\x1a\x1d.guard.auth.v1.LogoutResponse\"7\u00a0\x19\x19\x12\x05admin\x12\x06member\x12\x06viewer0\x01\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/auth/logout\x12u\n" +
+	"\x06WhoAmI\x12\x1c.guard.auth.v1.WhoAmIRequest\x1a\x1d.guard.auth.v1.WhoAmIResponse\".\u00a0\x19\x17\x12\x05admin\x12\x06member\x12\x06viewer\x82\xd3\xe4\x93\x02\r\x12\v/v1/auth/me\x12\xa2\x01\n" +
+	"\x0eChangePassword\x12$.guard.auth.v1.ChangePasswordRequest\x1a%.guard.auth.v1.ChangePasswordResponse\"C\u00a0\x19#\x12\x05admin\x12\x06member\x12\x06viewer*\b\b\x05\x12\x02\b<\x18\x010\x01\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/auth/password\x12\x8d\x01\n" +
+	"\fCreateAPIKey\x12\".guard.auth.v1.CreateAPIKeyRequest\x1a#.guard.auth.v1.CreateAPIKeyResponse\"4\u00a0\x19\x19\x12\x05admin\x12\x06member\x12\x06viewer0\x01\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/api-keys\x12\x85\x01\n" +
+	"\vListAPIKeys\x12!.guard.auth.v1.ListAPIKeysRequest\x1a\".guard.auth.v1.ListAPIKeysResponse\"/\u00a0\x19\x17\x12\x05admin\x12\x06member\x12\x06viewer\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/api-keys\x12\x8f\x01\n" +
+	"\fRevokeAPIKey\x12\".guard.auth.v1.RevokeAPIKeyRequest\x1a#.guard.auth.v1.RevokeAPIKeyResponse\"6\u00a0\x19\x19\x12\x05admin\x12\x06member\x12\x06viewer0\x01\x82\xd3\xe4\x93\x02\x13*\x11/v1/api-keys/{id}B8Z6github.com/connectguard/guard/gen/guard/auth/v1;authv1b\x06proto3"
 
 var (
 	file_guard_auth_v1_auth_proto_rawDescOnce sync.Once

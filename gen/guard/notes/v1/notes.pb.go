@@ -9,6 +9,7 @@ package notesv1
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "github.com/connectguard/guard/gen/guard/policy/v1"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -727,7 +728,7 @@ var File_guard_notes_v1_notes_proto protoreflect.FileDescriptor
 
 const file_guard_notes_v1_notes_proto_rawDesc = "" +
 	"\n" +
-	"\x1aguard/notes/v1/notes.proto\x12\x0eguard.notes.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cguard/policy/v1/policy.proto\"\x84\x02\n" +
+	"\x1aguard/notes/v1/notes.proto\x12\x0eguard.notes.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cguard/policy/v1/policy.proto\"\x84\x02\n" +
 	"\x04Note\x12%\n" +
 	"\x02id\x18\x01 \x01(\tB\x15\xbaH\x12r\x102\x0e^[a-z2-7]{26}$R\x02id\x12\x19\n" +
 	"\bowner_id\x18\x02 \x01(\tR\aownerId\x12!\n" +
@@ -777,23 +778,23 @@ const file_guard_notes_v1_notes_proto_rawDesc = "" +
 	"\x0fSharePermission\x12 \n" +
 	"\x1cSHARE_PERMISSION_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17SHARE_PERMISSION_READER\x10\x01\x12\x1b\n" +
-	"\x17SHARE_PERMISSION_WRITER\x10\x022\xac\x06\n" +
-	"\vNoteService\x12\x7f\n" +
+	"\x17SHARE_PERMISSION_WRITER\x10\x022\xc0\a\n" +
+	"\vNoteService\x12\x93\x01\n" +
 	"\n" +
-	"CreateNote\x12!.guard.notes.v1.CreateNoteRequest\x1a\".guard.notes.v1.CreateNoteResponse\"*\u00a0\x19&\x12\x05admin\x12\x06member\x1a\vnotes:write*\b\bx\x12\x02\b<\x18\x01\x12\x81\x01\n" +
-	"\aGetNote\x12\x1e.guard.notes.v1.GetNoteRequest\x1a\x1f.guard.notes.v1.GetNoteResponse\"5\u00a0\x191\x12\x05admin\x12\x06member\x12\x06viewer\x1a\n" +
+	"CreateNote\x12!.guard.notes.v1.CreateNoteRequest\x1a\".guard.notes.v1.CreateNoteResponse\">\u00a0\x19&\x12\x05admin\x12\x06member\x1a\vnotes:write*\b\bx\x12\x02\b<\x18\x01\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/notes\x12\x97\x01\n" +
+	"\aGetNote\x12\x1e.guard.notes.v1.GetNoteRequest\x1a\x1f.guard.notes.v1.GetNoteResponse\"K\u00a0\x191\x12\x05admin\x12\x06member\x12\x06viewer\x1a\n" +
 	"notes:read\"\f\n" +
-	"\x02id\x12\x04note\x18\x01\x12y\n" +
-	"\tListNotes\x12 .guard.notes.v1.ListNotesRequest\x1a!.guard.notes.v1.ListNotesResponse\"'\u00a0\x19#\x12\x05admin\x12\x06member\x12\x06viewer\x1a\n" +
-	"notes:read\x12\x88\x01\n" +
+	"\x02id\x12\x04note\x18\x01\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/notes/{id}\x12\x8a\x01\n" +
+	"\tListNotes\x12 .guard.notes.v1.ListNotesRequest\x1a!.guard.notes.v1.ListNotesResponse\"8\u00a0\x19#\x12\x05admin\x12\x06member\x12\x06viewer\x1a\n" +
+	"notes:read\x82\xd3\xe4\x93\x02\v\x12\t/v1/notes\x12\xa9\x01\n" +
 	"\n" +
-	"UpdateNote\x12!.guard.notes.v1.UpdateNoteRequest\x1a\".guard.notes.v1.UpdateNoteResponse\"3\u00a0\x19/\x12\x05admin\x12\x06member\x1a\vnotes:write\"\x11\n" +
-	"\anote.id\x12\x04note\x18\x02\x12\x8c\x01\n" +
+	"UpdateNote\x12!.guard.notes.v1.UpdateNoteRequest\x1a\".guard.notes.v1.UpdateNoteResponse\"T\u00a0\x19/\x12\x05admin\x12\x06member\x1a\vnotes:write\"\x11\n" +
+	"\anote.id\x12\x04note\x18\x02\x82\xd3\xe4\x93\x02\x1b:\x04note2\x13/v1/notes/{note.id}\x12\xa2\x01\n" +
 	"\n" +
-	"DeleteNote\x12!.guard.notes.v1.DeleteNoteRequest\x1a\".guard.notes.v1.DeleteNoteResponse\"7\u00a0\x193\x12\x05admin\x12\x06member\x1a\vnotes:write\"\x13\n" +
-	"\x02id\x12\x04note\x18\x03\"\x05admin0\x01\x12\x82\x01\n" +
-	"\tShareNote\x12 .guard.notes.v1.ShareNoteRequest\x1a!.guard.notes.v1.ShareNoteResponse\"0\u00a0\x19,\x12\x05admin\x12\x06member\x1a\vnotes:write\"\f\n" +
-	"\x02id\x12\x04note\x18\x030\x01B:Z8github.com/connectguard/guard/gen/guard/notes/v1;notesv1b\x06proto3"
+	"DeleteNote\x12!.guard.notes.v1.DeleteNoteRequest\x1a\".guard.notes.v1.DeleteNoteResponse\"M\u00a0\x193\x12\x05admin\x12\x06member\x1a\vnotes:write\"\x13\n" +
+	"\x02id\x12\x04note\x18\x03\"\x05admin0\x01\x82\xd3\xe4\x93\x02\x10*\x0e/v1/notes/{id}\x12\xa2\x01\n" +
+	"\tShareNote\x12 .guard.notes.v1.ShareNoteRequest\x1a!.guard.notes.v1.ShareNoteResponse\"P\u00a0\x19,\x12\x05admin\x12\x06member\x1a\vnotes:write\"\f\n" +
+	"\x02id\x12\x04note\x18\x030\x01\x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/v1/notes/{id}/sharesB:Z8github.com/connectguard/guard/gen/guard/notes/v1;notesv1b\x06proto3"
 
 var (
 	file_guard_notes_v1_notes_proto_rawDescOnce sync.Once
