@@ -227,7 +227,9 @@ func (g *Guard) Handler(next http.Handler) http.Handler {
 	if len(g.cfg.corsOrigins) > 0 { // rs/cors treats an empty list as "*"
 		h = cors.New(cors.Options{
 			AllowedOrigins: g.cfg.corsOrigins,
-			AllowedMethods: connectcors.AllowedMethods(),
+			// Connect's methods, and REST's (google.api.http routes served
+			// by a transcoder such as connectrpc.com/vanguard behind Handler).
+			AllowedMethods: append(connectcors.AllowedMethods(), http.MethodPut, http.MethodPatch, http.MethodDelete),
 			AllowedHeaders: append(connectcors.AllowedHeaders(), "Authorization", "X-API-Key"),
 			ExposedHeaders: append(append(connectcors.ExposedHeaders(), requestid.Header, "WWW-Authenticate"),
 				ratelimit.HeaderNames()...),

@@ -411,10 +411,14 @@ func mount(cfg config.Config, services []service, d deps) (http.Handler, error) 
 		mux.Handle(grpcreflect.NewHandlerV1(reflector, plain))
 		mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, plain))
 	}
-	if d.detect != nil {
-		return g.Handler(blockNetworks(d.detect, mux)), nil
+	api, err := withREST(services, mux, cfg.MaxBodyBytes, d.log)
+	if err != nil {
+		return nil, err
 	}
-	return g.Handler(mux), nil
+	if d.detect != nil {
+		return g.Handler(blockNetworks(d.detect, api)), nil
+	}
+	return g.Handler(api), nil
 }
 
 // bare serves the services' handlers with nothing in front: what the load
