@@ -108,7 +108,7 @@ func (w *chainWriter) Flush() {
 }
 
 func (c *restCall) WriteHeader(status int) {
-	if status >= 400 && !(c.reached && c.chainFailed) {
+	if status >= 400 && (!c.reached || !c.chainFailed) {
 		c.status = status
 		return
 	}
@@ -165,7 +165,7 @@ func (c *restCall) finish(log *slog.Logger) {
 		Code    int    `json:"code"`
 		Message string `json:"message"`
 	}{int(code), msg})
-	h := c.ResponseWriter.Header()
+	h := c.Header()
 	h.Del("Content-Encoding")
 	h.Set("Content-Type", "application/json")
 	c.ResponseWriter.WriteHeader(status)
