@@ -315,3 +315,30 @@ func pairedRatio(b *testing.B, unit string, base, f func()) int {
 	b.ReportMetric(0, "ns/op") // a loop iteration is 128 calls; the ratio is the result
 	return len(ratios) * block
 }
+
+// BenchmarkRESTRatio reports what the REST gateway adds: GetNote as
+// GET /v1/notes/{id} (transcoded into a Connect call) against the same
+// call in Connect's JSON, both through the full chain, paired blocks.
+func BenchmarkRESTRatio(b *testing.B) {
+	e := newBenchEnv(b)
+	var req notesv1.GetNoteRequest
+	if err := proto.Unmarshal(e.body, &req); err != nil {
+		b.Fatal(err)
+	}
+	jsonBody := []byte(`{"id":"` + req.GetId() + `"}`)
+	call := func(method, path, contentType string, body []byte) {
+		r := httptest.NewRequest(method, path, bytes.NewReader(body))
+		if contentType != "" {
+			r.Header.Set("Content-Type", contentType)
+		}
+		r.Header.Set("Authorization", "Bearer "+e.token)
+		rec := httptest.NewRecorder()
+		e.full.ServeHTTP(rec, r)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("%s %s: HTTP %d %s", method, path, rec.Code, rec.Body)
+		}
+	}
+	pairedRatio(b, "rest/connect-json",
+		func() { call(http.MethodPost, "/guard.notes.v1.NoteService/GetNote", "application/json", jsonBody) },
+		func() { call(http.MethodGet, "/v1/notes/"+req.GetId(), "", nil) })
+}
