@@ -3,8 +3,13 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -20,6 +25,8 @@ import (
 	"github.com/connectguard/guard/interceptors/policy"
 	"github.com/connectguard/guard/internal/server"
 	"github.com/connectguard/guard/internal/servertest"
+	"google.golang.org/genproto/googleapis/api/annotations"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
@@ -86,6 +93,14 @@ func (c matrixCaller) verdict(r *policy.Rule) verdict {
 	return allowed
 }
 
+// matrixProtocol is a way the matrix calls a procedure: a Connect client
+// speaking rpc, or the REST route of the procedure (google.api.http).
+type matrixProtocol struct {
+	name string
+	rpc  goclient.Protocol // the protocol; for REST, the one of the WhoAmI check
+	rest bool
+}
+
 // TestPolicyMatrix calls every procedure of the policy table through the
 // real server, as every kind of caller, over Connect and gRPC, and checks
 // that the running chain answers what the table says. Each call sends an
@@ -100,6 +115,19 @@ func (c matrixCaller) verdict(r *policy.Rule) verdict {
 // until `make generate` rewrites the file and the diff shows the change.
 func TestPolicyMatrix(t *testing.T) {
 	t.Parallel()
+	runPolicyMatrix(t, []matrixProtocol{{name: "connect", rpc: goclient.Connect}, {name: "grpc", rpc: goclient.GRPC}})
+}
+
+// TestPolicyMatrixREST is TestPolicyMatrix over the REST routes, on a
+// server of its own (Login's per-IP budget would not cover both): every
+// procedure of the table must have a route, and each route must be
+// decided as its procedure is.
+func TestPolicyMatrixREST(t *testing.T) {
+	t.Parallel()
+	runPolicyMatrix(t, []matrixProtocol{{name: "rest", rpc: goclient.Connect, rest: true}})
+}
+
+func runPolicyMatrix(t *testing.T, protocols []matrixProtocol) {
 	table, err := server.PolicyTable()
 	if err != nil {
 		t.Fatalf("PolicyTable() error = %v, want nil", err)
@@ -122,7 +150,6 @@ func TestPolicyMatrix(t *testing.T) {
 		{name: "admin", user: "admin", roles: []string{"admin"}},
 		{name: "apikey", user: "member", roles: []string{"member"}, scoped: true, scopes: []string{"notes:read"}},
 	}
-	protocols := []goclient.Protocol{goclient.Connect, goclient.GRPC}
 	var held []string
 	for _, c := range callers {
 		held = append(held, c.roles...)
@@ -144,14 +171,18 @@ func TestPolicyMatrix(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			for _, p := range protocols {
-				t.Run(p.String(), func(t *testing.T) {
+				t.Run(p.name, func(t *testing.T) {
 					t.Parallel()
 					hc := s.HTTPClient()
 					// One procedure after another: Logout must be last.
 					for _, r := range rules {
 						t.Run(strings.TrimPrefix(r.Procedure, "/"), func(t *testing.T) {
 							md := methodOf(t, r.Procedure)
-							err := callEmpty(context.Background(), hc, s.URL, p, md, creds[c.name][p])
+							call := callEmpty
+							if p.rest {
+								call = callREST
+							}
+							err := call(context.Background(), hc, s.URL, p.rpc, md, creds[c.name][p.name])
 							checkVerdict(t, r, c.verdict(r), outcomeOf(err))
 						})
 					}
@@ -295,7 +326,7 @@ func requireMountedTable(t *testing.T, s *servertest.Server, rules []*policy.Rul
 // session it is called with, and one API key created by the member. It
 // checks, through WhoAmI, that each credential is what its caller claims
 // (roles and scopes), and returns how many logins it made.
-func matrixCredentials(t *testing.T, s *servertest.Server, callers []matrixCaller, protocols []goclient.Protocol) (map[string]map[goclient.Protocol]string, int) {
+func matrixCredentials(t *testing.T, s *servertest.Server, callers []matrixCaller, protocols []matrixProtocol) (map[string]map[string]string, int) {
 	t.Helper()
 	ctx := context.Background()
 	logins := 0
@@ -313,19 +344,19 @@ func matrixCredentials(t *testing.T, s *servertest.Server, callers []matrixCalle
 		t.Fatalf("create API key: %v", err)
 	}
 
-	creds := make(map[string]map[goclient.Protocol]string)
+	creds := make(map[string]map[string]string)
 	for _, c := range callers {
-		creds[c.name] = make(map[goclient.Protocol]string)
+		creds[c.name] = make(map[string]string)
 		for i, p := range protocols {
 			switch u := users[c.user]; {
 			case c.user == "":
 				// anonymous: no credential
 			case c.scoped:
-				creds[c.name][p] = key.Msg.GetKey()
+				creds[c.name][p.name] = key.Msg.GetKey()
 			case i == 0 && u.Token != "":
-				creds[c.name][p] = u.Token
+				creds[c.name][p.name] = u.Token
 			default:
-				creds[c.name][p] = s.Login(u.Email, u.Password)
+				creds[c.name][p.name] = s.Login(u.Email, u.Password)
 				logins++
 			}
 		}
@@ -336,18 +367,18 @@ func matrixCredentials(t *testing.T, s *servertest.Server, callers []matrixCalle
 			if c.user == "" {
 				continue
 			}
-			who, err := s.Client(p, creds[c.name][p]).Auth.WhoAmI(ctx, connect.NewRequest(&authv1.WhoAmIRequest{}))
+			who, err := s.Client(p.rpc, creds[c.name][p.name]).Auth.WhoAmI(ctx, connect.NewRequest(&authv1.WhoAmIRequest{}))
 			if err != nil {
-				t.Fatalf("%s/%s: WhoAmI: %v", c.name, p, err)
+				t.Fatalf("%s/%s: WhoAmI: %v", c.name, p.name, err)
 			}
 			if got := who.Msg.GetUser().GetRoles(); !slices.Equal(got, c.roles) {
-				t.Fatalf("%s/%s: WhoAmI roles = %v, want %v", c.name, p, got, c.roles)
+				t.Fatalf("%s/%s: WhoAmI roles = %v, want %v", c.name, p.name, got, c.roles)
 			}
 			if got := who.Msg.GetScopes(); !slices.Equal(got, c.scopes) {
-				t.Fatalf("%s/%s: WhoAmI scopes = %v, want %v", c.name, p, got, c.scopes)
+				t.Fatalf("%s/%s: WhoAmI scopes = %v, want %v", c.name, p.name, got, c.scopes)
 			}
 			if got, want := who.Msg.GetAuthMethod() == authv1.AuthMethod_AUTH_METHOD_API_KEY, c.scoped; got != want {
-				t.Fatalf("%s/%s: WhoAmI auth method = %v, want scoped = %v", c.name, p, who.Msg.GetAuthMethod(), want)
+				t.Fatalf("%s/%s: WhoAmI auth method = %v, want scoped = %v", c.name, p.name, who.Msg.GetAuthMethod(), want)
 			}
 		}
 	}
@@ -359,7 +390,7 @@ func matrixCredentials(t *testing.T, s *servertest.Server, callers []matrixCalle
 // limit would say nothing about the policy. Every call comes from one IP;
 // per-user budgets are shared by all of a user's credentials. logins were
 // made before the matrix, from the same IP.
-func requireBudgets(t *testing.T, rules []*policy.Rule, callers []matrixCaller, protocols []goclient.Protocol, logins int) {
+func requireBudgets(t *testing.T, rules []*policy.Rule, callers []matrixCaller, protocols []matrixProtocol, logins int) {
 	t.Helper()
 	perUser := make(map[string]int)
 	for _, c := range callers {
@@ -431,4 +462,66 @@ func callEmpty(ctx context.Context, hc connect.HTTPClient, baseURL string, p goc
 	}
 	_, err := client.CallUnary(ctx, req)
 	return err
+}
+
+// restIDFiller stands in for every path variable of a REST route: a
+// well-formed id that names nothing.
+const restIDFiller = "aaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+// callREST calls md through its REST route (its google.api.http rule),
+// with every path variable set to restIDFiller and an empty JSON body
+// where the rule takes one, with credential as a bearer token ("" for
+// none). A refusal comes back as the *connect.Error of its code and
+// message, as callEmpty returns them.
+func callREST(ctx context.Context, hc connect.HTTPClient, baseURL string, _ goclient.Protocol, md protoreflect.MethodDescriptor, credential string) error {
+	rule, ok := proto.GetExtension(md.Options(), annotations.E_Http).(*annotations.HttpRule)
+	if !ok || rule == nil {
+		return fmt.Errorf("%s has no google.api.http rule: every RPC needs a REST route", md.FullName())
+	}
+	var method, path string
+	switch p := rule.GetPattern().(type) {
+	case *annotations.HttpRule_Get:
+		method, path = http.MethodGet, p.Get
+	case *annotations.HttpRule_Post:
+		method, path = http.MethodPost, p.Post
+	case *annotations.HttpRule_Put:
+		method, path = http.MethodPut, p.Put
+	case *annotations.HttpRule_Patch:
+		method, path = http.MethodPatch, p.Patch
+	case *annotations.HttpRule_Delete:
+		method, path = http.MethodDelete, p.Delete
+	default:
+		return fmt.Errorf("%s: rule %v: the matrix knows get, post, put, patch and delete", md.FullName(), rule)
+	}
+	path = regexp.MustCompile(`\{[^}]*\}`).ReplaceAllString(path, restIDFiller)
+	var body io.Reader
+	if rule.GetBody() != "" {
+		body = strings.NewReader("{}")
+	}
+	req, err := http.NewRequestWithContext(ctx, method, baseURL+path, body)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if credential != "" {
+		req.Header.Set("Authorization", "Bearer "+credential)
+	}
+	res, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	var status struct {
+		Code    int    `json:"code"` // a number: google.rpc.Status
+		Message string `json:"message"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&status); err != nil {
+		return fmt.Errorf("%s %s: HTTP %d, body not JSON: %w", method, path, res.StatusCode, err)
+	}
+	if res.StatusCode == http.StatusOK {
+		return nil
+	}
+	return connect.NewError(connect.Code(status.Code), errors.New(status.Message))
 }
