@@ -92,6 +92,7 @@ func ordered(doc obj, keys []string) (*yaml.Node, error) {
 func build(services []protoreflect.ServiceDescriptor, table *policy.Table, info Info) (obj, error) {
 	s := newSchemas()
 	paths := obj{}
+	shapes := routes{}
 	var tags []any
 	var errs []error
 	for i, sd := range services {
@@ -102,7 +103,7 @@ func build(services []protoreflect.ServiceDescriptor, table *policy.Table, info 
 		tags = append(tags, obj{"name": string(sd.Name()), "description": "Connect service " + string(sd.FullName())})
 		methods := sd.Methods()
 		for j := range methods.Len() {
-			if err := addMethod(paths, s, table, methods.Get(j)); err != nil {
+			if err := addMethod(paths, shapes, s, table, methods.Get(j)); err != nil {
 				errs = append(errs, fmt.Errorf("method %s: %w", methods.Get(j).FullName(), err))
 			}
 		}
@@ -134,7 +135,7 @@ func build(services []protoreflect.ServiceDescriptor, table *policy.Table, info 
 
 // addMethod adds the operations of md's google.api.http rule (and its
 // additional bindings) to paths.
-func addMethod(paths obj, s *schemas, table *policy.Table, md protoreflect.MethodDescriptor) error {
+func addMethod(paths obj, shapes routes, s *schemas, table *policy.Table, md protoreflect.MethodDescriptor) error {
 	if md.IsStreamingClient() || md.IsStreamingServer() {
 		return errors.New("streaming methods have no REST route")
 	}
@@ -154,7 +155,7 @@ func addMethod(paths obj, s *schemas, table *policy.Table, md protoreflect.Metho
 		if i > 0 {
 			opID = fmt.Sprintf("%s_%d", id, i)
 		}
-		if err := addBinding(paths, s, md, b, pol, opID); err != nil {
+		if err := addBinding(paths, shapes, s, md, b, pol, opID); err != nil {
 			return err
 		}
 	}
@@ -162,27 +163,28 @@ func addMethod(paths obj, s *schemas, table *policy.Table, md protoreflect.Metho
 }
 
 // addBinding adds one operation: one HTTP method on one path.
-func addBinding(paths obj, s *schemas, md protoreflect.MethodDescriptor, rule *annotations.HttpRule, pol *policy.Rule, opID string) error {
+func addBinding(paths obj, shapes routes, s *schemas, md protoreflect.MethodDescriptor, rule *annotations.HttpRule, pol *policy.Rule, opID string) error {
 	method, template, err := verbAndTemplate(rule)
 	if err != nil {
 		return err
 	}
-	route, err := parseTemplate(template, md.Input())
+	parsed, err := parseTemplate(template, md.Input())
 	if err != nil {
 		return err
 	}
-	op, err := operation(s, md, rule, route, pol)
+	r := shapes.canonical(parsed)
+	op, err := operation(s, md, rule, r, pol)
 	if err != nil {
 		return err
 	}
 	op["operationId"] = opID
-	item, _ := paths[route.path].(obj)
+	item, _ := paths[r.path()].(obj)
 	if item == nil {
 		item = obj{}
-		paths[route.path] = item
+		paths[r.path()] = item
 	}
 	if _, dup := item[method]; dup {
-		return fmt.Errorf("%s %s is already the route of another method", strings.ToUpper(method), route.path)
+		return fmt.Errorf("%s %s is already the route of another method", strings.ToUpper(method), template)
 	}
 	item[method] = op
 	return nil
@@ -216,7 +218,11 @@ func operation(s *schemas, md protoreflect.MethodDescriptor, rule *annotations.H
 		if err != nil {
 			return nil, err
 		}
-		params = append(params, obj{"name": v.name, "in": "path", "required": true, "schema": sch})
+		p := obj{"name": v.name, "in": "path", "required": true, "schema": sch}
+		if v.name != v.path {
+			p["description"] = "Binds the request field " + v.path + "."
+		}
+		params = append(params, p)
 	}
 	bound := map[string]bool{}
 	for _, v := range r.vars {
@@ -227,6 +233,11 @@ func operation(s *schemas, md protoreflect.MethodDescriptor, rule *annotations.H
 		"tags":              []any{string(md.Parent().Name())},
 		"description":       policyDescription(pol),
 		"x-guard-procedure": pol.Procedure,
+	}
+	if d := messageRulesDescription(in); d != "" && body != "*" {
+		// The request message has no schema here to carry them: its
+		// fields are parameters, or one of them is the body.
+		describe(op, "Request rules: "+d)
 	}
 	switch body {
 	case "*":

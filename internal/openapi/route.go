@@ -10,20 +10,67 @@ import (
 
 // route is a google.api.http path template read against a request message.
 type route struct {
-	// path is the OpenAPI path: the template with each variable as {name}.
-	path string
+	// literals are the text around the variables: one more than vars.
+	literals []string
 	// vars are the path's variables, in order.
 	vars []pathVar
 }
 
 // pathVar is one variable of a path template, such as {note.id}.
 type pathVar struct {
-	// name is the variable as written, "note.id".
+	// name is the path parameter's name: the variable as written, unless
+	// another route of the same shape named it first (see routes.canonical).
 	name string
-	// path is name, the proto field path from the request message.
+	// path is the proto field path from the request message, "note.id".
 	path string
 	// fields are the fields along path; the last one is the bound value.
 	fields []protoreflect.FieldDescriptor
+}
+
+// path is the OpenAPI path: the template with each variable as {name}.
+func (r route) path() string {
+	return r.join(func(v pathVar) string { return "{" + v.name + "}" })
+}
+
+// shape is the path with its variables unnamed: OpenAPI takes two paths of
+// one shape for the same path, whatever their variables are called.
+func (r route) shape() string {
+	return r.join(func(pathVar) string { return "{}" })
+}
+
+func (r route) join(variable func(pathVar) string) string {
+	var b strings.Builder
+	for i, lit := range r.literals {
+		b.WriteString(lit)
+		if i < len(r.vars) {
+			b.WriteString(variable(r.vars[i]))
+		}
+	}
+	return b.String()
+}
+
+// routes gives the path parameters of every route of one shape the names
+// that the first such route gave them: /v1/notes/{id} and
+// /v1/notes/{note.id} are one OpenAPI path, and must be written alike.
+type routes map[string][]string
+
+// canonical renames r's variables after the first route of its shape.
+func (rs routes) canonical(r route) route {
+	names, ok := rs[r.shape()]
+	if !ok {
+		for _, v := range r.vars {
+			names = append(names, v.name)
+		}
+		rs[r.shape()] = names
+		return r
+	}
+	vars := make([]pathVar, len(r.vars))
+	for i, v := range r.vars {
+		v.name = names[i]
+		vars[i] = v
+	}
+	r.vars = vars
+	return r
 }
 
 // parseTemplate reads a path template: literal segments and variables
@@ -34,15 +81,14 @@ func parseTemplate(template string, input protoreflect.MessageDescriptor) (route
 		return route{}, fmt.Errorf("path template %q does not start with /", template)
 	}
 	var r route
-	var out strings.Builder
 	rest := template
-	for rest != "" {
+	for {
 		open := strings.IndexByte(rest, '{')
 		if open < 0 {
-			out.WriteString(rest)
+			r.literals = append(r.literals, rest)
 			break
 		}
-		out.WriteString(rest[:open])
+		r.literals = append(r.literals, rest[:open])
 		end := strings.IndexByte(rest[open:], '}')
 		if end < 0 {
 			return route{}, fmt.Errorf("path template %q has an unclosed {", template)
@@ -52,10 +98,8 @@ func parseTemplate(template string, input protoreflect.MessageDescriptor) (route
 			return route{}, fmt.Errorf("path template %q: %w", template, err)
 		}
 		r.vars = append(r.vars, v)
-		out.WriteString("{" + v.name + "}")
 		rest = rest[open+end+1:]
 	}
-	r.path = out.String()
 	return r, nil
 }
 

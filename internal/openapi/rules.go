@@ -364,9 +364,9 @@ func celText(c *validate.Rule) string {
 	return "Must satisfy the CEL expression " + c.GetExpression() + "."
 }
 
-// sentence capitalises a rule message and ends it with a full stop.
+// sentence ends a rule message with a full stop. It keeps the message's
+// case: messages often start with a field name.
 func sentence(m string) string {
-	m = strings.ToUpper(m[:1]) + m[1:]
 	if !strings.HasSuffix(m, ".") {
 		m += "."
 	}
