@@ -42,7 +42,7 @@ func applyRules(s obj, fd protoreflect.FieldDescriptor, r *validate.FieldRules) 
 		return nil
 	}
 	if r.GetIgnore() == validate.Ignore_IGNORE_IF_ZERO_VALUE {
-		describe(s, "The rules below apply only when it is set (not empty or zero).")
+		describe(s, "Its rules apply only when it is set (not empty or zero).")
 	}
 	switch t := r.GetType().(type) {
 	case *validate.FieldRules_String_:
