@@ -20,9 +20,11 @@ import (
 	"io"
 	"strings"
 
+	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	"github.com/connectguard/guard/interceptors/policy"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/genproto/googleapis/api/annotations"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -108,6 +110,10 @@ func build(services []protoreflect.ServiceDescriptor, table *policy.Table, info 
 			}
 		}
 	}
+	// The error details that clients read: which rules a request broke,
+	// and when to retry.
+	s.ref((&validate.Violations{}).ProtoReflect().Descriptor())
+	s.ref((&errdetails.RetryInfo{}).ProtoReflect().Descriptor())
 	schemas, err := s.components()
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {

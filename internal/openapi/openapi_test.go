@@ -335,6 +335,11 @@ func TestWrite_constraints(t *testing.T) {
 	if f := note.Properties["createTime"].Value; f.Format != "date-time" || !f.Type.Is("string") {
 		t.Errorf("Note createTime = %v %q, want a date-time string", f.Type, f.Format)
 	}
+	for _, name := range []string{"Status", "Any", "buf.validate.Violations", "google.rpc.RetryInfo"} {
+		if doc.Components.Schemas[name] == nil {
+			t.Errorf("no component schema %s (the error body and its details)", name)
+		}
+	}
 	if seq := doc.Components.Schemas["guard.audit.v1.Event"].Value.Properties["seq"].Value; !seq.Type.Is("string") {
 		t.Errorf("Event seq (int64) type = %v, want string", seq.Type)
 	}

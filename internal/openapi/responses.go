@@ -46,7 +46,7 @@ func errorResponses() obj {
 	}
 	exhausted := resp("resource_exhausted (code 8): over a rate limit (per client IP on every request, " +
 		"per user, or the method's own), a login lockout, or a request body over the size limit. " +
-		"Retry after Retry-After seconds; details carry a google.rpc.RetryInfo.")
+		"Retry after Retry-After seconds; details carry a google.rpc.RetryInfo (schema google.rpc.RetryInfo).")
 	exhausted["headers"] = obj{
 		"Retry-After": header("Seconds to wait before retrying, rounded up.", obj{"type": "integer", "minimum": 0}),
 		"RateLimit-Policy": header(`The quotas that govern the call, as structured fields, such as "ip";q=600;w=60.`,
@@ -59,7 +59,7 @@ func errorResponses() obj {
 	}
 	return obj{
 		respInvalidArgument: resp("invalid_argument (code 3): the request is malformed or breaks a validation rule; " +
-			"details carry a buf.validate.Violations naming each field and rule."),
+			"details carry a buf.validate.Violations (schema buf.validate.Violations) naming each field and rule."),
 		respUnauthenticated:   unauthenticated,
 		respPermissionDenied:  resp("permission_denied (code 7): the caller lacks a role, an API key lacks a scope, or the caller may see the resource but not change it."),
 		respNotFound:          resp("not_found (code 5): the resource does not exist or the caller may not see it; the two are not told apart."),
