@@ -56,16 +56,18 @@ lint: buf-lint ## golangci-lint (pinned in tools/lint/go.mod) and buf lint
 buf-lint: third_party
 	$(BUF) lint
 
-# docs/policy.md is written after buf generate, so that it documents the
-# policies of the Go just generated. It goes through a temporary file so a
-# failing run leaves the committed one intact.
+# docs/policy.md and docs/openapi.yaml are written after buf generate, so
+# that they document the Go just generated. They go through temporary files
+# so a failing run leaves the committed ones intact.
 .PHONY: generate
-generate: third_party $(TS)/node_modules ## regenerate gen/ (Go), clients/ts/gen (TypeScript), the interceptors' test service and docs/policy.md from the protos
+generate: third_party $(TS)/node_modules ## regenerate gen/ (Go), clients/ts/gen (TypeScript), the interceptors' test service, docs/policy.md and docs/openapi.yaml from the protos
 	$(BUF) lint
 	$(BUF) generate
 	$(BUF) generate --template $(TESTSERVICE_TEMPLATE)
 	$(GO) run ./cmd/server policy > docs/policy.md.tmp || { rm -f docs/policy.md.tmp; exit 1; }
 	mv docs/policy.md.tmp docs/policy.md
+	$(GO) run ./cmd/server openapi > docs/openapi.yaml.tmp || { rm -f docs/openapi.yaml.tmp; exit 1; }
+	mv docs/openapi.yaml.tmp docs/openapi.yaml
 
 # check-generated regenerates into a temporary directory and compares, so it
 # never writes to the tree while other checks read it.
@@ -75,9 +77,11 @@ check-generated: third_party $(TS)/node_modules ## fail if regeneration would ch
 	$(BUF) generate -o "$$tmp"; \
 	$(BUF) generate --template $(TESTSERVICE_TEMPLATE) -o "$$tmp"; \
 	$(GO) run ./cmd/server policy > "$$tmp/policy.md"; \
+	$(GO) run ./cmd/server openapi > "$$tmp/openapi.yaml"; \
 	stale=0; \
 	for d in gen $(TS)/gen $(TESTSERVICE_GEN); do diff -r -q "$$d" "$$tmp/$$d" || stale=1; done; \
 	diff -q docs/policy.md "$$tmp/policy.md" || stale=1; \
+	diff -q docs/openapi.yaml "$$tmp/openapi.yaml" || stale=1; \
 	if [ $$stale = 1 ]; then echo "generated files are stale: run make generate and commit the result"; exit 1; fi
 
 .PHONY: ts-typecheck

@@ -69,6 +69,10 @@ type Config struct {
 	Bare bool
 }
 
+// DefaultAddr is the listen address without -addr: loopback, so that a
+// first start exposes nothing.
+const DefaultAddr = "127.0.0.1:8080"
+
 // Parse reads args (without the program name) and the environment through
 // getenv. An environment variable sets a flag's default; a flag on the
 // command line wins. Output of -h goes to out; -h returns flag.ErrHelp.
@@ -120,7 +124,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		fs.BoolVar(p, name, def, usage+" ("+env(name)+")")
 	}
 
-	str(&c.Addr, "addr", "127.0.0.1:8080", "listen address")
+	str(&c.Addr, "addr", DefaultAddr, "listen address")
 	str(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS, HTTP/2 by ALPN; needs -tls-key")
 	str(&c.TLSKey, "tls-key", "", "PEM private key file of -tls-cert")
 	str(&c.DB, "db", "./data/guard.db", "SQLite database file, created if missing, or the postgres:// URL of a PostgreSQL database that several replicas share (?search_path=schema picks its schema; a password belongs in GUARD_DB or PGPASSWORD, not the flag)")

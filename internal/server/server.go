@@ -249,11 +249,17 @@ func apis() []api {
 // as serving builds it, with no database or configuration: the policy
 // command documents it, and tests hold the running server to it.
 func PolicyTable() (*policy.Table, error) {
+	return newTable(Services())
+}
+
+// Services returns the descriptors of the APIs the server serves, in the
+// order it mounts them.
+func Services() []protoreflect.ServiceDescriptor {
 	var descs []protoreflect.ServiceDescriptor
 	for _, a := range apis() {
 		descs = append(descs, a.desc)
 	}
-	return newTable(descs)
+	return descs
 }
 
 // newTable builds the policy table of services, which may use only the
