@@ -274,7 +274,7 @@ func operation(s *schemas, md protoreflect.MethodDescriptor, rule *annotations.H
 	if err != nil {
 		return nil, err
 	}
-	op["responses"] = responses(resp, pol, in.Fields().Len() > 0 || body != "", len(r.vars) > 0)
+	op["responses"] = responses(resp, pol, len(r.vars) > 0)
 	addPolicy(op, pol)
 	return op, nil
 }

@@ -13,16 +13,16 @@ const (
 )
 
 // responses are an operation's responses: ok, and the errors its policy
-// and input make possible. Every operation can be rate limited (there is
-// a per-IP limit on every request) and can fail internally.
-func responses(ok obj, p *policy.Rule, hasInput, namesResource bool) obj {
+// and input make possible. Every operation can be refused as malformed
+// (the REST gateway refuses a query parameter the method does not have,
+// or a body that is not JSON, on every route), can be rate limited (there
+// is a per-IP limit on every request) and can fail internally.
+func responses(ok obj, p *policy.Rule, namesResource bool) obj {
 	out := obj{
 		"200": ok,
+		"400": errorRef(respInvalidArgument),
 		"429": errorRef(respResourceExhausted),
 		"500": errorRef(respInternal),
-	}
-	if hasInput {
-		out["400"] = errorRef(respInvalidArgument)
 	}
 	if !p.Public {
 		out["401"] = errorRef(respUnauthenticated)

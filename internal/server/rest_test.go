@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/connectguard/guard/clients/goclient"
 	adminv1 "github.com/connectguard/guard/gen/guard/admin/v1"
 	authv1 "github.com/connectguard/guard/gen/guard/auth/v1"
@@ -475,5 +477,43 @@ func TestRESTCookie(t *testing.T) {
 	}
 	if n, err := srv.Store().CountNotes(t.Context()); err != nil || n != 0 {
 		t.Errorf("got %d notes (%v), want none after a cross-site call", n, err)
+	}
+}
+
+// TestOpenAPIDescribesTheServer calls every operation of docs/openapi.yaml
+// on the real server, anonymously: an operation with no security
+// requirement must get past authentication, and every other one must be
+// refused with 401 by the chain, so the document's routes and security
+// are the server's.
+func TestOpenAPIDescribesTheServer(t *testing.T) {
+	t.Parallel()
+	doc, err := openapi3.NewLoader().LoadFromFile("../../docs/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := servertest.Start(t)
+	filler := regexp.MustCompile(`\{[^}]*\}`)
+	operations := 0
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			operations++
+			body := ""
+			if op.RequestBody != nil {
+				body = "{}"
+			}
+			a := rest(t, srv, method, filler.ReplaceAllString(path, "aaaaaaaaaaaaaaaaaaaaaaaaaa"), body)
+			public := op.Security != nil && len(*op.Security) == 0
+			switch {
+			case public && a.status == http.StatusUnauthorized:
+				t.Errorf("%s %s: documented as public, got %d %s", method, path, a.status, a.raw)
+			case !public && (a.status != http.StatusUnauthorized || a.message() != "authentication required"):
+				t.Errorf("%s %s: documented as needing a credential, got %d %s", method, path, a.status, a.raw)
+			case a.status == http.StatusMethodNotAllowed || a.message() == "" || strings.HasPrefix(a.message(), "the request does not fit"):
+				t.Errorf("%s %s: got %d %s, want the chain's answer", method, path, a.status, a.raw)
+			}
+		}
+	}
+	if operations < 20 {
+		t.Errorf("the document has %d operations, want one per RPC", operations)
 	}
 }
