@@ -12,13 +12,13 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/connectguard/guard/clients/goclient"
 	adminv1 "github.com/connectguard/guard/gen/guard/admin/v1"
 	authv1 "github.com/connectguard/guard/gen/guard/auth/v1"
 	notesv1 "github.com/connectguard/guard/gen/guard/notes/v1"
 	"github.com/connectguard/guard/internal/servertest"
 	"github.com/connectguard/guard/service/auth"
+	"github.com/getkin/kin-openapi/openapi3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
