@@ -517,3 +517,33 @@ func TestOpenAPIDescribesTheServer(t *testing.T) {
 		t.Errorf("the document has %d operations, want one per RPC", operations)
 	}
 }
+
+// TestRESTPreflight: with -cors-origins, a browser on a listed origin may
+// send the REST methods (PATCH here), and one on any other origin is not
+// told it may.
+func TestRESTPreflight(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, "-cors-origins=https://app.example")
+	for _, tc := range []struct {
+		origin string
+		allow  bool
+	}{{"https://app.example", true}, {"https://evil.example", false}} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodOptions, srv.URL+"/v1/notes/aaaaaaaaaaaaaaaaaaaaaaaaaa", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Origin", tc.origin)
+		req.Header.Set("Access-Control-Request-Method", http.MethodPatch)
+		req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
+		res, err := srv.HTTPClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		allowed := res.Header.Get("Access-Control-Allow-Origin") == tc.origin &&
+			strings.Contains(res.Header.Get("Access-Control-Allow-Methods"), http.MethodPatch)
+		if allowed != tc.allow {
+			t.Errorf("preflight from %s: HTTP %d, headers %v; want allowed = %v", tc.origin, res.StatusCode, res.Header, tc.allow)
+		}
+	}
+}
