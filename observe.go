@@ -95,10 +95,10 @@ func (i observeInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc 
 		}
 		start := time.Now()
 		defer outcome.OnAbort(func() {
-			i.o.ObserveCall(req.Spec().Procedure, req.Peer().Protocol, connect.CodeAborted, time.Since(start))
+			i.o.ObserveCall(req.Spec().Procedure, outcome.CallProtocol(ctx, req.Peer().Protocol), connect.CodeAborted, time.Since(start))
 		})
 		res, err := next(ctx, req)
-		i.o.ObserveCall(req.Spec().Procedure, req.Peer().Protocol, codeOf(err), time.Since(start))
+		i.o.ObserveCall(req.Spec().Procedure, outcome.CallProtocol(ctx, req.Peer().Protocol), codeOf(err), time.Since(start))
 		return res, err
 	}
 }
@@ -111,10 +111,10 @@ func (i observeInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFu
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
 		start := time.Now()
 		defer outcome.OnAbort(func() {
-			i.o.ObserveCall(conn.Spec().Procedure, conn.Peer().Protocol, connect.CodeAborted, time.Since(start))
+			i.o.ObserveCall(conn.Spec().Procedure, outcome.CallProtocol(ctx, conn.Peer().Protocol), connect.CodeAborted, time.Since(start))
 		})
 		err := next(ctx, conn)
-		i.o.ObserveCall(conn.Spec().Procedure, conn.Peer().Protocol, codeOf(err), time.Since(start))
+		i.o.ObserveCall(conn.Spec().Procedure, outcome.CallProtocol(ctx, conn.Peer().Protocol), codeOf(err), time.Since(start))
 		return err
 	}
 }

@@ -34,7 +34,7 @@ import (
 const Unknown = "unknown"
 
 // Protocols are the protocol label's values, Unknown aside.
-var Protocols = []string{connect.ProtocolConnect, connect.ProtocolGRPC, connect.ProtocolGRPCWeb}
+var Protocols = []string{connect.ProtocolConnect, connect.ProtocolGRPC, connect.ProtocolGRPCWeb, guard.ProtocolREST}
 
 // numCodes covers "ok" (0) and connect's codes 1..16.
 const numCodes = 17
@@ -80,7 +80,7 @@ type procedure struct {
 }
 
 // protocolIndex numbers Protocols; len(protocolIndex) is Unknown.
-var protocolIndex = [3]string{connect.ProtocolConnect, connect.ProtocolGRPC, connect.ProtocolGRPCWeb}
+var protocolIndex = [4]string{connect.ProtocolConnect, connect.ProtocolGRPC, connect.ProtocolGRPCWeb, guard.ProtocolREST}
 
 // reasons are the denial reasons; len(reasons) is Unknown.
 var reasons = [3]string{authz.ReasonRole, authz.ReasonScope, ownership.ReasonOwnership}

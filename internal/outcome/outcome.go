@@ -68,3 +68,21 @@ func Protocol(r *http.Request) string {
 	}
 	return connect.ProtocolConnect
 }
+
+type translatedKey struct{}
+
+// WithTranslated returns ctx for a call that a gateway translated from
+// protocol (such as "rest") into the protocol the chain sees.
+func WithTranslated(ctx context.Context, protocol string) context.Context {
+	return context.WithValue(ctx, translatedKey{}, protocol)
+}
+
+// CallProtocol names the protocol the caller spoke: the one a gateway
+// translated the call from (WithTranslated), or else peer, the one
+// connect-go saw.
+func CallProtocol(ctx context.Context, peer string) string {
+	if p, ok := ctx.Value(translatedKey{}).(string); ok {
+		return p
+	}
+	return peer
+}

@@ -33,3 +33,14 @@ func TestString(t *testing.T) {
 		})
 	}
 }
+
+func TestCallProtocol(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	if got := outcome.CallProtocol(ctx, connect.ProtocolConnect); got != connect.ProtocolConnect {
+		t.Errorf("untranslated call: got %q, want the peer's protocol", got)
+	}
+	if got := outcome.CallProtocol(outcome.WithTranslated(ctx, "rest"), connect.ProtocolConnect); got != "rest" {
+		t.Errorf("translated call: got %q, want rest", got)
+	}
+}

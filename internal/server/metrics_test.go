@@ -119,6 +119,20 @@ func TestMetrics(t *testing.T) {
 			t.Fatalf("GetNote over %v: %v", p, err)
 		}
 	}
+	// And over REST, which the metrics name as such.
+	rq, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/notes/"+id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rq.Header.Set("Authorization", "Bearer "+owner.Token)
+	rres, err := srv.HTTPClient().Do(rq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = rres.Body.Close()
+	if rres.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/notes/%s: HTTP %d", id, rres.StatusCode)
+	}
 	// A permission denial (role) and an ownership denial.
 	_, err = srv.Client(goclient.Connect, viewer.Token).Notes.CreateNote(ctx, connect.NewRequest(&notesv1.CreateNoteRequest{Title: "t", Body: "b"}))
 	wantCode(t, "viewer CreateNote", err, connect.CodePermissionDenied)
@@ -175,6 +189,7 @@ func TestMetrics(t *testing.T) {
 	}{
 		{"guard_calls_total", []string{"procedure", getNote, "protocol", "connect", "code", "ok"}, 1, false},
 		{"guard_calls_total", []string{"procedure", getNote, "protocol", "grpc", "code", "ok"}, 1, false},
+		{"guard_calls_total", []string{"procedure", getNote, "protocol", "rest", "code", "ok"}, 1, false},
 		{"guard_calls_total", []string{"procedure", createNote, "protocol", "connect", "code", "permission_denied"}, 2, false},
 		{"guard_calls_total", []string{"procedure", getNote, "protocol", "connect", "code", "not_found"}, 1, false},
 		{"guard_calls_total", []string{"procedure", getNote, "protocol", "connect", "code", "unauthenticated"}, 2, false},

@@ -11,6 +11,7 @@ import (
 
 	"connectrpc.com/connect"
 	"connectrpc.com/vanguard"
+	"github.com/connectguard/guard"
 )
 
 // restPrefix starts every REST route (google.api.http in the protos);
@@ -60,10 +61,11 @@ func withREST(services []service, rpc http.Handler, maxBytes int, log *slog.Logg
 	for i, s := range services {
 		svcs[i] = vanguard.NewServiceWithSchema(s.desc, chain, opts...)
 	}
-	tc, err := vanguard.NewTranscoder(svcs, vanguard.WithUnknownHandler(rpc))
+	vt, err := vanguard.NewTranscoder(svcs, vanguard.WithUnknownHandler(rpc))
 	if err != nil {
 		return nil, err
 	}
+	tc := guard.Translated(guard.ProtocolREST, vt) // the access log and metrics say "rest"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(r.URL.Path, restPrefix) {
 			rpc.ServeHTTP(w, r)

@@ -397,6 +397,19 @@ func TestRESTReads(t *testing.T) {
 			t.Errorf("Cache-Control %q on %s, want no-store", a.header.Get("Cache-Control"), a.raw)
 		}
 	}
+	// The access log names REST calls as such, and Connect calls as theirs.
+	logs := srv.Logs()
+	for _, want := range []string{
+		"procedure=/guard.notes.v1.NoteService/UpdateNote protocol=rest code=ok",
+		"procedure=/guard.notes.v1.NoteService/GetNote protocol=grpc code=ok",
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the access log has no %q:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, member.Token) {
+		t.Error("the access log holds the member's token")
+	}
 	if del := rest(t, srv, "DELETE", "/v1/notes/"+id, "", restBearer(member.Token)); del.status != http.StatusOK {
 		t.Errorf("delete: HTTP %d %s", del.status, del.raw)
 	}
