@@ -50,7 +50,9 @@ func (i *Interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		}
 		ctx, seen := authn.Observe(ctx)
 		start := time.Now()
-		defer outcome.OnAbort(func() { i.write(ctx, req.Spec().Procedure, outcome.CallProtocol(ctx, req.Peer().Protocol), start, seen, outcome.ErrAborted) })
+		defer outcome.OnAbort(func() {
+			i.write(ctx, req.Spec().Procedure, outcome.CallProtocol(ctx, req.Peer().Protocol), start, seen, outcome.ErrAborted)
+		})
 		res, err := next(ctx, req)
 		i.write(ctx, req.Spec().Procedure, outcome.CallProtocol(ctx, req.Peer().Protocol), start, seen, err)
 		return res, err
@@ -67,7 +69,9 @@ func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) co
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
 		ctx, seen := authn.Observe(ctx)
 		start := time.Now()
-		defer outcome.OnAbort(func() { i.write(ctx, conn.Spec().Procedure, outcome.CallProtocol(ctx, conn.Peer().Protocol), start, seen, outcome.ErrAborted) })
+		defer outcome.OnAbort(func() {
+			i.write(ctx, conn.Spec().Procedure, outcome.CallProtocol(ctx, conn.Peer().Protocol), start, seen, outcome.ErrAborted)
+		})
 		err := next(ctx, conn)
 		i.write(ctx, conn.Spec().Procedure, outcome.CallProtocol(ctx, conn.Peer().Protocol), start, seen, err)
 		return err
