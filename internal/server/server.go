@@ -58,7 +58,7 @@ var (
 // commands), Run runs that command. Otherwise args are the flags, and Run
 // serves until ctx is done, then shuts down gracefully; stdout receives the
 // listening address and the one-time admin password, stderr the log.
-func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, opts ...RunOption) error {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		return runCommand(ctx, args[0], args[1:], getenv, stdout, stderr)
 	}
@@ -98,7 +98,14 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}()
 
-	hasher := password.NewHasher()
+	var ro runOptions
+	for _, o := range opts {
+		o(&ro)
+	}
+	hasher := ro.hasher
+	if hasher == nil {
+		hasher = password.NewHasher()
+	}
 	if err := bootstrapAdmin(ctx, db, hasher, cfg.AdminEmail, cfg.AdminPassword, stdout); err != nil {
 		return err
 	}
@@ -484,6 +491,20 @@ func bootstrapAdmin(ctx context.Context, db *store.DB, hasher *password.Hasher, 
 		fmt.Fprintf(stdout, "created admin %s with the password from GUARD_ADMIN_PASSWORD\n", email)
 	}
 	return nil
+}
+
+// RunOption changes how Run serves, for programs that embed the server.
+type RunOption func(*runOptions)
+
+type runOptions struct {
+	hasher *password.Hasher
+}
+
+// WithPasswordHasher hashes and checks passwords with h instead of the
+// default (argon2id at OWASP's recommended cost). The tests' servers
+// (internal/servertest) use a cheap one.
+func WithPasswordHasher(h *password.Hasher) RunOption {
+	return func(o *runOptions) { o.hasher = h }
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {

@@ -19,6 +19,7 @@ import (
 	"github.com/connectguard/guard/clients/goclient"
 	adminv1 "github.com/connectguard/guard/gen/guard/admin/v1"
 	authv1 "github.com/connectguard/guard/gen/guard/auth/v1"
+	"github.com/connectguard/guard/internal/password"
 	"github.com/connectguard/guard/internal/server"
 	"github.com/connectguard/guard/store"
 )
@@ -92,6 +93,13 @@ func start(t testing.TB, dir string, flags []string) *Server {
 	return s
 }
 
+// testParams are the servers' password hashing parameters: argon2id as in
+// production, at a cost that keeps the tests fast under the race detector
+// (the default costs a quarter of a second a hash there). What the cost
+// does not change (salts, the encoding, the same work for unknown emails)
+// is the same; internal/password tests the production parameters.
+var testParams = password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+
 // Launch runs the server as the binary does (server.Run) on a random
 // loopback port, with args and the environment env, logging to log, until
 // ctx is done. It returns the base URL once the server listens, and wait,
@@ -101,7 +109,7 @@ func Launch(ctx context.Context, args []string, env map[string]string, log io.Wr
 	outR, outW := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- server.Run(ctx, args, func(k string) string { return env[k] }, outW, log)
+		done <- server.Run(ctx, args, func(k string) string { return env[k] }, outW, log, server.WithPasswordHasher(password.NewHasher(password.WithParams(testParams))))
 		_ = outW.Close()
 	}()
 	addr := make(chan string, 1)
