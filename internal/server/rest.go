@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -37,6 +38,7 @@ func withREST(services []service, rpc http.Handler, maxBytes int, log *slog.Logg
 	// converts the body while the handler reads it, and when that fails
 	// it answers the error and hands the handler an empty body, which
 	// would run the method on an empty request.
+	errw := connect.NewErrorWriter()
 	chain := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		call, _ := r.Context().Value(restCallKey{}).(*restCall)
 		if call == nil {
@@ -44,8 +46,12 @@ func withREST(services []service, rpc http.Handler, maxBytes int, log *slog.Logg
 			return
 		}
 		body, err := io.ReadAll(io.LimitReader(r.Body, int64(maxBytes)+1))
-		if err != nil || call.status != 0 {
+		if call.status != 0 {
 			return // the transcoder has answered
+		}
+		if err != nil { // the body could not be read: answered (generically) by finish
+			_ = errw.Write(w, r, connect.NewError(connect.CodeInvalidArgument, errors.New("request body could not be read")))
+			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		call.reached = true

@@ -1,10 +1,12 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -558,5 +560,37 @@ func TestRESTPreflight(t *testing.T) {
 		if allowed != tc.allow {
 			t.Errorf("preflight from %s: HTTP %d, headers %v; want allowed = %v", tc.origin, res.StatusCode, res.Header, tc.allow)
 		}
+	}
+}
+
+// TestRESTTruncatedBody: a body shorter than its Content-Length (the
+// client stops sending) is refused with the generic 400, and the method
+// does not run on what arrived.
+func TestRESTTruncatedBody(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t)
+	member := srv.CreateUser("rest-truncated@example.com", "member")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"title":"cut short","body":"`
+	fmt.Fprintf(conn, "POST /v1/notes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		member.Token, len(body)+100, body)
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusBadRequest || strings.Contains(string(raw), "EOF") {
+		t.Errorf("got HTTP %d %s, want the generic 400", res.StatusCode, raw)
+	}
+	if n, err := srv.Store().CountNotes(t.Context()); err != nil || n != 0 {
+		t.Errorf("got %d notes (%v), want none", n, err)
 	}
 }
