@@ -15,9 +15,9 @@ import (
 )
 
 // command is a subcommand of the server binary, `guard <name> [flags]`.
-// Commands read no configuration. policy and openapi open no database: it describes
-// the server, from the same sources serving uses; audit reads the database
-// named by its -db flag.
+// Commands read no configuration. policy and openapi open no database:
+// they describe the server, from the same sources serving uses; audit
+// reads the database named by its -db flag.
 type command struct {
 	name string
 	// summary is one line for `guard -h`.
@@ -30,8 +30,10 @@ type command struct {
 // commands lists the subcommands, in the order -h shows them.
 func commands() []command {
 	return []command{
-		{"policy", "write the role x method matrix of the served APIs as Markdown (docs/policy.md)", runPolicy},
-		{"openapi", "write the OpenAPI 3.1 document of the REST routes as YAML (docs/openapi.yaml)", runOpenAPI},
+		{"policy", "write the role x method matrix of the served APIs as Markdown (docs/policy.md)",
+			document("policy", policyUsage, policyHeader, policy.WriteMarkdown)},
+		{"openapi", "write the OpenAPI 3.1 document of the REST routes as YAML (docs/openapi.yaml)",
+			document("openapi", openapiUsage, openapiHeader, writeOpenAPI)},
 		{"audit", "verify the audit trail's hash chain: guard audit verify -db ...", runAudit},
 	}
 }
@@ -72,38 +74,41 @@ const policyHeader = "# Access policies\n\n" +
 	"Health (`grpc.health.v1.Health`) and gRPC reflection are public and served\n" +
 	"outside the interceptor chain, so they are not in the table.\n\n"
 
-// runPolicy writes the policy table of the served APIs (PolicyTable) as
-// Markdown, byte for byte the same on every run so that the result can be
-// committed and checked for staleness.
-func runPolicy(_ context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("guard policy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: guard policy\n\n"+
-			"Writes the policies of the served APIs (who may call each RPC, with which\n"+
-			"scopes, ownership check, rate limit and audit) to stdout as Markdown.\n"+
-			"It needs no database. make generate runs it as:\n\n  "+policyCommand)
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
+// policyUsage describes the policy command.
+const policyUsage = "Writes the policies of the served APIs (who may call each RPC, with which\n" +
+	"scopes, ownership check, rate limit and audit) to stdout as Markdown.\n" +
+	"It needs no database. make generate runs it as:\n\n  " + policyCommand
+
+// document returns a command that takes no arguments and writes a
+// document of the served APIs to stdout: header, then what write makes of
+// their policy table (PolicyTable), byte for byte the same on every run
+// so that the result can be committed and checked for staleness.
+func document(name, usage, header string, write func(io.Writer, *policy.Table) error) func(context.Context, []string, func(string) string, io.Writer, io.Writer) error {
+	return func(_ context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
+		fs := flag.NewFlagSet("guard "+name, flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		fs.Usage = func() { fmt.Fprintln(stderr, "Usage: guard "+name+"\n\n"+usage) }
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil
+			}
+			return err
 		}
+		if fs.NArg() > 0 {
+			return fmt.Errorf("%s: unexpected arguments: %s", name, strings.Join(fs.Args(), " "))
+		}
+		table, err := PolicyTable()
+		if err != nil {
+			return err
+		}
+		var b bytes.Buffer
+		b.WriteString(header)
+		if err := write(&b, table); err != nil {
+			return err
+		}
+		_, err = stdout.Write(b.Bytes())
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("policy: unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
-	table, err := PolicyTable()
-	if err != nil {
-		return err
-	}
-	var b bytes.Buffer
-	b.WriteString(policyHeader)
-	if err := policy.WriteMarkdown(&b, table); err != nil {
-		return err
-	}
-	_, err = stdout.Write(b.Bytes())
-	return err
 }
 
 // openapiCommand is how docs/openapi.yaml is made; the file says so.
@@ -127,35 +132,12 @@ var openapiInfo = openapi.Info{
 	Server: "http://" + config.DefaultAddr,
 }
 
-// runOpenAPI writes the OpenAPI 3.1 document of the served APIs' REST
-// routes, byte for byte the same on every run.
-func runOpenAPI(_ context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("guard openapi", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: guard openapi\n\n"+
-			"Writes the OpenAPI 3.1 document of the served APIs' REST routes (paths,\n"+
-			"schemas with their validation rules, security and policies) to stdout as\n"+
-			"YAML. It needs no database. make generate runs it as:\n\n  "+openapiCommand)
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("openapi: unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
-	table, err := PolicyTable()
-	if err != nil {
-		return err
-	}
-	var b bytes.Buffer
-	b.WriteString(openapiHeader)
-	if err := openapi.Write(&b, Services(), table, openapiInfo); err != nil {
-		return err
-	}
-	_, err = stdout.Write(b.Bytes())
-	return err
+// openapiUsage describes the openapi command.
+const openapiUsage = "Writes the OpenAPI 3.1 document of the served APIs' REST routes (paths,\n" +
+	"schemas with their validation rules, security and policies) to stdout as\n" +
+	"YAML. It needs no database. make generate runs it as:\n\n  " + openapiCommand
+
+// writeOpenAPI writes the OpenAPI document of the served APIs' REST routes.
+func writeOpenAPI(w io.Writer, table *policy.Table) error {
+	return openapi.Write(w, Services(), table, openapiInfo)
 }

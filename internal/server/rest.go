@@ -40,11 +40,7 @@ func withREST(services []service, rpc http.Handler, maxBytes int, log *slog.Logg
 	// would run the method on an empty request.
 	errw := connect.NewErrorWriter()
 	chain := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		call, _ := r.Context().Value(restCallKey{}).(*restCall)
-		if call == nil {
-			rpc.ServeHTTP(w, r)
-			return
-		}
+		call := r.Context().Value(restCallKey{}).(*restCall) // the transcoder's only caller sets it
 		body, err := io.ReadAll(io.LimitReader(r.Body, int64(maxBytes)+1))
 		if call.status != 0 {
 			return // the transcoder has answered
@@ -140,6 +136,13 @@ func (c *restCall) Flush() {
 	}
 }
 
+// restStatus is the part of a REST error body (google.rpc.Status in JSON)
+// that finish reads and writes.
+type restStatus struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
 // finish writes a held-back error, in the form of the chain's errors
 // (google.rpc.Status in JSON) with a message that names no type and
 // echoes no input. Before the chain, the transcoder refuses the request
@@ -151,10 +154,7 @@ func (c *restCall) finish(log *slog.Logger) {
 	if c.status == 0 {
 		return
 	}
-	var sent struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	}
+	var sent restStatus
 	_ = json.Unmarshal(c.held.Bytes(), &sent)
 	log.Debug("rest call answered by the transcoder", "status", c.status, "code", sent.Code, "detail", sent.Message)
 	status, code, msg := http.StatusBadRequest, connect.CodeInvalidArgument,
@@ -169,10 +169,7 @@ func (c *restCall) finish(log *slog.Logger) {
 	case c.status == http.StatusMethodNotAllowed:
 		status, code, msg = c.status, connect.CodeUnimplemented, "method not allowed on this path"
 	}
-	body, _ := json.Marshal(struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	}{int(code), msg})
+	body, _ := json.Marshal(restStatus{int(code), msg})
 	h := c.Header()
 	h.Del("Content-Encoding")
 	h.Set("Content-Type", "application/json")
